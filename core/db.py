@@ -71,8 +71,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON,
-                           list[Any]: JSON}
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class UserRow(Base):
@@ -146,12 +145,20 @@ class VersionRow(Base):
         UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
         CheckConstraint(f"stage IN {STAGES}", name="ck_versions_stage"),
         # The database itself guarantees one production and one staging version per model.
-        Index("uq_one_production", "model_id", unique=True,
-              sqlite_where=text("stage = 'production'"),
-              postgresql_where=text("stage = 'production'")),
-        Index("uq_one_staging", "model_id", unique=True,
-              sqlite_where=text("stage = 'staging'"),
-              postgresql_where=text("stage = 'staging'")),
+        Index(
+            "uq_one_production",
+            "model_id",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
+        Index(
+            "uq_one_staging",
+            "model_id",
+            unique=True,
+            sqlite_where=text("stage = 'staging'"),
+            postgresql_where=text("stage = 'staging'"),
+        ),
         Index("ix_versions_model_created", "model_id", "created_at"),
     )
 
@@ -233,15 +240,16 @@ def _create_engine(settings: Settings) -> Engine:
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                               "check_same_thread": False})
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 10}
     if settings.database_schema:
         connect_args["options"] = f"-csearch_path={settings.database_schema}"
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True,
-                         pool_size=5, max_overflow=10)
+    return create_engine(
+        url, connect_args=connect_args, pool_pre_ping=True, pool_size=5, max_overflow=10
+    )
 
 
 def dispose_engines() -> None:

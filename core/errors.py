@@ -57,8 +57,12 @@ class GateResult:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail,
-                "figures": self.figures}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "detail": self.detail,
+            "figures": self.figures,
+        }
 
 
 class GateFailed(BadInput):
@@ -80,8 +84,13 @@ class Problem:
     examples: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "kind": self.kind, "message": self.message,
-                "rows": list(self.rows), "examples": list(self.examples)}
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "message": self.message,
+            "rows": list(self.rows),
+            "examples": list(self.examples),
+        }
 
 
 class ValidationFailed(BadInput):
