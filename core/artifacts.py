@@ -47,9 +47,13 @@ def root() -> Path:
     return get_settings().artifacts_root
 
 
-def version_dir_name(family: str, version: str) -> str:
-    """The folder of a version, relative to the artifacts root (stored in the registry)."""
-    return f"{family}/v{version}"
+def version_dir_name(family: str, model: str, version: str) -> str:
+    """The folder of a version, relative to the artifacts root (stored in the registry).
+
+    DESIGN.md's ``<family>/v<version>`` gains the model's name between the two, because two
+    models of one family (say an SVD per city) would otherwise claim the same folder.
+    """
+    return f"{family}/{model}/v{version}"
 
 
 @contextlib.contextmanager
@@ -165,17 +169,14 @@ def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list
     moved: list[str] = []
     if not base.exists():
         return moved
-    for family_dir in base.iterdir():
-        if not family_dir.is_dir() or family_dir.name.startswith("."):
-            continue
-        for vdir in family_dir.iterdir():
-            rel = f"{family_dir.name}/{vdir.name}"
-            if vdir.is_dir() and vdir.name.startswith("v") and rel not in known_dirs:
-                dest = base / ORPHANS / f"{family_dir.name}-{vdir.name}-{uuid.uuid4().hex[:8]}"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(vdir, dest)
-                moved.append(rel)
-                log.warning("moved unregistered artifact folder %s to %s", rel, dest)
+    for vdir in sorted(base.glob("*/*/v*")):
+        rel = vdir.relative_to(base).as_posix()
+        if vdir.is_dir() and not rel.startswith(".") and rel not in known_dirs:
+            dest = base / ORPHANS / f"{rel.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(vdir, dest)
+            moved.append(rel)
+            log.warning("moved unregistered artifact folder %s to %s", rel, dest)
     staging = base / STAGING
     if staging.exists():
         cutoff = time.time() - staging_older_than_s

@@ -156,6 +156,17 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
     problems = _header_problems([h.strip() for h in header])
     if problems:
         raise ValidationFailed(path.name, problems)
+    ragged = [
+        (line, len(fields))
+        for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1)
+        if fields and len(fields) != len(header)
+    ]
+    if ragged:
+        shown = ", ".join(f"line {line} has {n}" for line, n in ragged[:MAX_EXAMPLES])
+        raise BadInput(
+            f"{path.name} is not well-formed CSV: the header has {len(header)} fields but "
+            f"{shown} ({len(ragged)} line(s) in all)"
+        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),

@@ -353,7 +353,9 @@ def register_version(
                 metadata,
             )
             published = artifacts.publish(
-                staged_dir, relative_dir=artifacts.version_dir_name(family, number), metadata=meta
+                staged_dir,
+                relative_dir=artifacts.version_dir_name(family, model, number),
+                metadata=meta,
             )
             row = VersionRow(
                 model_id=m.id,
