@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv and install the pinned requirements; with --dev also the test tools and
+# Debian's Chromium for the browser tests. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$( (cat requirements.txt; [ "${1:-}" = --dev ] && cat requirements-dev.txt) | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    if [ "${1:-}" = --dev ]; then
+        .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+    else
+        .venv/bin/python -m pip install --quiet -r requirements.txt
+    fi
+    touch "$stamp"
+fi
+
+if [ "${1:-}" = --dev ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium from Debian's packages for the browser tests" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
