@@ -1,0 +1,129 @@
+"""The Madrid places catalogue, held as column arrays for the vectorised ranking.
+
+The CSV is read once per process; everything the ranking needs per place (coordinates in
+radians, the rating and review terms of the score, which categories the place can stand for)
+is computed here so a ranking call only does arithmetic on arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.categories import CATEGORIES, category_to_place_types
+from core.errors import BadInput
+
+CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "data" / "planwise" / "madrid_places.csv"
+REQUIRED_COLUMNS = ("place_id", "name", "lat", "lng", "types", "rating", "user_ratings_total")
+
+
+def place_types(cell: object) -> frozenset[str]:
+    """A place's types: its comma-separated ``types``, trimmed and lower-cased."""
+    if not isinstance(cell, str):
+        return frozenset()
+    return frozenset(t.strip().lower() for t in cell.split(",") if t.strip())
+
+
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """Column arrays of the places, in file order (the order ties are broken in)."""
+
+    place_ids: np.ndarray
+    names: np.ndarray
+    lat: np.ndarray
+    lng: np.ndarray
+    lat_rad: np.ndarray
+    lng_rad: np.ndarray
+    cos_lat: np.ndarray
+    rating: np.ndarray  # 0 where missing
+    reviews: np.ndarray  # 0 where missing
+    review_term: np.ndarray  # ln(1 + reviews) / ln(1 + max reviews)
+    types: tuple[frozenset[str], ...]
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.place_ids)
+
+    @functools.cached_property
+    def _membership_cache(self) -> dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray]:
+        return {}
+
+    def membership(self, mapping: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
+        """Boolean (places × 29): whether a place's types intersect a category's types."""
+        mapping = mapping or category_to_place_types()
+        key = tuple((c, tuple(sorted(t.lower() for t in mapping.get(c, ())))) for c in CATEGORIES)
+        cached = self._membership_cache.get(key)
+        if cached is not None:
+            return cached
+        vocabulary = sorted(set().union(*self.types))
+        index = {t: i for i, t in enumerate(vocabulary)}
+        has_type = np.zeros((len(self), len(vocabulary)), dtype=bool)
+        for row, types in enumerate(self.types):
+            has_type[row, [index[t] for t in types]] = True
+        cat_types = np.zeros((len(vocabulary), len(CATEGORIES)), dtype=bool)
+        for col, (_, wanted) in enumerate(key):
+            for t in wanted:
+                if t in index:
+                    cat_types[index[t], col] = True
+        member = (has_type.astype(np.int32) @ cat_types.astype(np.int32)) > 0
+        member.setflags(write=False)
+        self._membership_cache[key] = member
+        return member
+
+
+def from_frame(frame: pd.DataFrame, *, subject: str = "catalogue") -> Catalogue:
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{subject} lacks the columns {', '.join(missing)}")
+    coords = frame[["lat", "lng"]].apply(pd.to_numeric, errors="coerce")
+    bad = coords.isna().any(axis=1) | ~np.isfinite(coords.to_numpy()).all(axis=1)
+    if bad.any():
+        raise BadInput(
+            f"{subject}: lat/lng not numeric in {int(bad.sum())} rows, "
+            f"e.g. place {frame['place_id'][bad].iloc[0]!r}"
+        )
+    lat = coords["lat"].to_numpy(dtype=np.float64)
+    lng = coords["lng"].to_numpy(dtype=np.float64)
+    rating = pd.to_numeric(frame["rating"], errors="coerce").fillna(0.0).to_numpy(np.float64)
+    reviews = (
+        pd.to_numeric(frame["user_ratings_total"], errors="coerce").fillna(0.0).to_numpy(np.float64)
+    )
+    max_reviews = float(reviews.max()) if len(reviews) else 0.0
+    denominator = math.log(1.0 + max_reviews)
+    review_term = np.log1p(reviews) / denominator if denominator > 0 else np.zeros_like(reviews)
+    lat_rad = np.radians(lat)
+    return Catalogue(
+        place_ids=frame["place_id"].astype(str).to_numpy(),
+        names=frame["name"].astype(str).to_numpy(),
+        lat=lat,
+        lng=lng,
+        lat_rad=lat_rad,
+        lng_rad=np.radians(lng),
+        cos_lat=np.cos(lat_rad),
+        rating=rating,
+        reviews=reviews,
+        review_term=review_term,
+        types=tuple(place_types(t) for t in frame["types"]),
+        frame=frame,
+    )
+
+
+@functools.cache
+def load(path: Path = CATALOGUE_FILE) -> Catalogue:
+    """The catalogue of ``path`` (the shipped Madrid catalogue by default), read once."""
+    if not path.is_file():
+        raise BadInput(f"catalogue file {path} does not exist")
+    frame = pd.read_csv(path, dtype={"place_id": str, "name": str, "types": str})
+    return from_frame(frame, subject=f"catalogue {path.name}")
+
+
+def madrid_bounds() -> tuple[float, float, float, float]:
+    """(min lat, max lat, min lng, max lng) of the catalogue: where a location makes sense."""
+    c = load()
+    return float(c.lat.min()), float(c.lat.max()), float(c.lng.min()), float(c.lng.max())

@@ -1,0 +1,106 @@
+"""Quality of a version on held-out data, in the figures the dashboard compares.
+
+Rating accuracy (RMSE, MAE on held-out ratings), ranking quality of the categories
+(precision, recall, F1 and NDCG at 5 and 10, a held-out rating ≥ 4 counting as "liked"), and
+what users actually see: the catalogue coverage and the category diversity of the place lists
+the Planwise ranking builds from the model's scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core import catalogue as catalogue_module
+from core import ranking
+from core.families.base import Family
+from core.splits import Split
+
+LIKED = 4.0
+KS = (5, 10)
+PLACE_SAMPLE = 300
+
+
+def final_scores(prefs: np.ndarray, mask: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Planwise step 1's last line: the user's own ratings where given, predictions elsewhere."""
+    return np.where(mask, prefs, predicted)
+
+
+def rating_metrics(pred: np.ndarray, truth: np.ndarray, hidden: np.ndarray) -> dict[str, float]:
+    err = pred[hidden] - truth[hidden]
+    if err.size == 0:
+        return {}
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+
+
+def ranking_metrics(
+    pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, hidden: np.ndarray
+) -> dict[str, float]:
+    relevant = hidden & (truth >= LIKED)
+    users = np.flatnonzero(relevant.any(axis=1))
+    if len(users) == 0:
+        return {}
+    scores = np.where(visible[users], -np.inf, pred[users])
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rel = relevant[users]
+    n_rel = rel.sum(axis=1)
+    out: dict[str, float] = {}
+    for k in KS:
+        top = order[:, :k]
+        hits = np.take_along_axis(rel, top, axis=1)
+        n_hits = hits.sum(axis=1)
+        precision = n_hits / k
+        recall = n_hits / n_rel
+        f1 = np.where(n_hits > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+        discounts = 1.0 / np.log2(np.arange(2, k + 2))
+        dcg = (hits * discounts).sum(axis=1)
+        idcg = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+        out[f"precision@{k}"] = float(precision.mean())
+        out[f"recall@{k}"] = float(recall.mean())
+        out[f"f1@{k}"] = float(f1.mean())
+        out[f"ndcg@{k}"] = float((dcg / idcg).mean())
+    return out
+
+
+def place_metrics(
+    finals: np.ndarray, *, seed: int, k: int = 10, config: ranking.RankingConfig | None = None
+) -> dict[str, float]:
+    """Coverage and diversity of the place lists for a sample of users at catalogue places."""
+    cat = catalogue_module.load()
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(finals), size=min(PLACE_SAMPLE, len(finals)), replace=False)
+    at = rng.choice(len(cat), size=len(rows), replace=True)
+    lists = ranking.rank_batch(
+        cat, finals[rows], cat.lat[at], cat.lng[at], k, config or ranking.DEFAULT_CONFIG
+    )
+    shown = [r for r in lists if len(r.indices)]
+    if not shown:
+        return {f"coverage@{k}": 0.0, f"diversity@{k}": 0.0}
+    unique = len(set(np.concatenate([r.indices for r in shown]).tolist()))
+    return {
+        f"coverage@{k}": unique / len(cat),
+        f"diversity@{k}": float(np.mean([len(set(r.categories.tolist())) / k for r in shown])),
+    }
+
+
+def evaluate(
+    model: Family,
+    ratings: np.ndarray,
+    split: Split,
+    *,
+    seed: int = 0,
+    config: ranking.RankingConfig | None = None,
+    places: bool = True,
+) -> dict[str, float]:
+    truth = ratings[split.test]
+    inputs = np.where(split.visible, truth, 0.0)
+    pred = model.predict(inputs, split.visible)
+    metrics: dict[str, Any] = {}
+    metrics.update(rating_metrics(pred, truth, split.hidden))
+    metrics.update(ranking_metrics(pred, truth, split.visible, split.hidden))
+    if places:
+        metrics.update(
+            place_metrics(final_scores(inputs, split.visible, pred), seed=seed, config=config)
+        )
+    return {k: round(float(v), 6) for k, v in metrics.items()}

@@ -1,0 +1,122 @@
+"""The interface every model family implements.
+
+A family predicts the 29 category scores (0–5) for a batch of users from their ratings and
+which of them are known; everything after that (keeping the user's own ratings, ranking
+places) is shared. Hyperparameters are validated against declared defaults so a typo in
+``--param`` is an error naming the key, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.errors import BadInput
+
+Progress = Callable[[float, str], None]
+
+
+def no_progress(fraction: float, message: str) -> None:
+    """The default progress callback: report nothing."""
+
+
+@dataclass
+class FitData:
+    """Training users and a validation split (ratings 0–5, ``mask`` = the rating is known)."""
+
+    train: np.ndarray
+    train_mask: np.ndarray
+    valid: np.ndarray
+    valid_mask: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Family:
+    """Base class: declare ``name``, ``framework``, ``defaults``; implement the four methods."""
+
+    name: ClassVar[str]
+    framework: ClassVar[str] = "scikit-learn"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = self.resolve_params(params)
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults overridden by ``params``, coerced to the default's type."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            raise BadInput(
+                f"unknown hyperparameter(s) {', '.join(unknown)} for family {cls.name}; "
+                f"known: {', '.join(sorted(cls.defaults)) or 'none'}"
+            )
+        resolved = dict(cls.defaults)
+        for key, value in params.items():
+            resolved[key] = coerce(key, value, cls.defaults[key])
+        cls.check_params(resolved)
+        return resolved
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Range checks beyond types; raise BadInput naming the parameter."""
+
+    def fit(self, data: FitData, *, seed: int, progress: Progress = no_progress) -> dict[str, Any]:
+        """Learn from the training users; return the training history (may be empty)."""
+        raise NotImplementedError
+
+    def predict(self, ratings: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Category scores 0–5 for each user (n × 29)."""
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Path, metadata: Mapping[str, Any]) -> Family:
+        """Load from a folder whose files were already verified against their SHA-256."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name} model"
+
+
+def coerce(key: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (params arrive as strings from the CLI)."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in {"true", "1", "yes"}:
+                    return True
+                if low in {"false", "0", "no"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            out = float(value)
+            if out != out or out in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return out
+        if isinstance(default, list | tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [int(x) for x in items]
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(
+            f"hyperparameter {key}={value!r} is not a valid {type(default).__name__}"
+        ) from exc
+    return value
+
+
+def clip_ratings(scores: np.ndarray) -> np.ndarray:
+    return np.clip(scores, 0.0, 5.0)

@@ -1,0 +1,179 @@
+"""The Planwise ranking of DESIGN.md, vectorised over the catalogue.
+
+Step 1 (the model's category scores) happens in ``core.predict``; this module takes the final
+29 scores of a user and does steps 2–5 with array operations: haversine to every place at
+once, the winning category per place as an arg-max over a masked matrix, one stable sort and
+the round-robin over categories as a lexicographic sort on (turn, group order). The result is
+the same list the row-by-row original produced, without a Python loop over places.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.catalogue import Catalogue
+from core.categories import CATEGORIES, MAX_RATING, N_CATEGORIES
+from core.errors import BadInput
+
+EARTH_RADIUS_M = 6_371_000.0
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Weights, radius and category mapping; a model may override any of them."""
+
+    radius_m: float = 2000.0
+    w_distance: float = 0.1
+    w_rating: float = 0.2
+    w_reviews: float = 0.2
+    w_category: float = 0.5
+    mapping: Mapping[str, tuple[str, ...]] | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.radius_m) and self.radius_m > 0):
+            raise BadInput(
+                f"ranking radius must be a positive number of metres, got {self.radius_m}"
+            )
+        for name in ("w_distance", "w_rating", "w_reviews", "w_category"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise BadInput(f"ranking weight {name} must be finite, got {value}")
+        if self.mapping is not None:
+            unknown = set(self.mapping) - set(CATEGORIES)
+            if unknown:
+                raise BadInput(f"ranking mapping names unknown categories: {sorted(unknown)}")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> RankingConfig:
+        """The config of a model's ``settings["ranking"]`` (missing keys keep the defaults)."""
+        raw = dict((settings or {}).get("ranking") or {})
+        known = {"radius_m", "w_distance", "w_rating", "w_reviews", "w_category", "mapping"}
+        unknown = set(raw) - known
+        if unknown:
+            raise BadInput(f"unknown ranking settings: {sorted(unknown)}")
+        if "mapping" in raw and raw["mapping"] is not None:
+            raw["mapping"] = {c: tuple(v) for c, v in raw["mapping"].items()}
+        try:
+            for key in known - {"mapping"}:
+                if key in raw:
+                    raw[key] = float(raw[key])
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"ranking settings must be numbers: {exc}") from exc
+        return cls(**raw)
+
+
+DEFAULT_CONFIG = RankingConfig()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Positions in the catalogue of the top-k places, with their scores and categories."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    categories: np.ndarray  # index into CATEGORIES
+    distances_m: np.ndarray
+
+
+def check_location(lat: float, lng: float) -> None:
+    if not (isinstance(lat, int | float) and isinstance(lng, int | float)):
+        raise BadInput(f"location must be numbers, got lat={lat!r}, lng={lng!r}")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise BadInput(f"latitude must be a finite number in [-90, 90], got {lat}")
+    if not (math.isfinite(lng) and -180.0 <= lng <= 180.0):
+        raise BadInput(f"longitude must be a finite number in [-180, 180], got {lng}")
+
+
+def check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise BadInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+
+
+def distances_m(catalogue: Catalogue, lat: float, lng: float) -> np.ndarray:
+    """Haversine distance in metres from (lat, lng) to every place."""
+    lat1 = math.radians(lat)
+    dlat = catalogue.lat_rad - lat1
+    dlng = catalogue.lng_rad - math.radians(lng)
+    a = np.sin(dlat / 2.0) ** 2 + math.cos(lat1) * catalogue.cos_lat * np.sin(dlng / 2.0) ** 2
+    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def rank(
+    catalogue: Catalogue,
+    final: np.ndarray,
+    lat: float,
+    lng: float,
+    k: int = 10,
+    config: RankingConfig = DEFAULT_CONFIG,
+) -> Ranked:
+    """Top-``k`` places for one user's final category scores (0–5) at (lat, lng)."""
+    check_k(k)
+    check_location(lat, lng)
+    final = np.asarray(final, dtype=np.float64)
+    if final.shape != (N_CATEGORIES,):
+        raise BadInput(f"expected {N_CATEGORIES} category scores, got shape {final.shape}")
+    if not np.isfinite(final).all():
+        raise BadInput("category scores must be finite numbers (no NaN or infinity)")
+    dist = distances_m(catalogue, lat, lng)
+    cand = np.flatnonzero(dist <= config.radius_m)
+    member = catalogue.membership(config.mapping)[cand]
+    masked = np.where(member, final / MAX_RATING, -np.inf)
+    best = masked.argmax(axis=1)  # first category in category order among the highest
+    best_score = masked[np.arange(len(cand)), best]
+    keep = best_score > 0.0
+    cand, best, best_score, dist = cand[keep], best[keep], best_score[keep], dist[cand[keep]]
+    score = (
+        config.w_distance * (1.0 - dist / config.radius_m)
+        + config.w_rating * catalogue.rating[cand] / 5.0
+        + config.w_reviews * catalogue.review_term[cand]
+        + config.w_category * best_score
+    )
+    order = np.argsort(-score, kind="stable")
+    picked = order[_round_robin(best[order], k)]
+    return Ranked(cand[picked], score[picked], best[picked], dist[picked])
+
+
+def _round_robin(categories: np.ndarray, k: int) -> np.ndarray:
+    """Positions (into the sorted list) in round-robin order over category groups."""
+    n = len(categories)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    present, first_seen = np.unique(categories, return_index=True)
+    group_order = np.empty(N_CATEGORIES, dtype=np.intp)
+    group_order[present[np.argsort(first_seen)]] = np.arange(len(present))
+    by_group = np.argsort(categories, kind="stable")
+    grouped = categories[by_group]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    turn = np.empty(n, dtype=np.intp)
+    turn[by_group] = np.arange(n) - np.repeat(starts, sizes)
+    return np.lexsort((group_order[categories], turn))[:k]
+
+
+def rank_batch(
+    catalogue: Catalogue,
+    finals: np.ndarray,
+    lats: Sequence[float],
+    lngs: Sequence[float],
+    k: int | Sequence[int] = 10,
+    config: RankingConfig = DEFAULT_CONFIG,
+) -> list[Ranked]:
+    """:func:`rank` for many users; the model's forward pass was already batched."""
+    finals = np.asarray(finals, dtype=np.float64)
+    if finals.ndim != 2 or finals.shape[1] != N_CATEGORIES:
+        raise BadInput(f"expected a (users × {N_CATEGORIES}) matrix, got shape {finals.shape}")
+    n = len(finals)
+    if len(lats) != n or len(lngs) != n:
+        raise BadInput(f"{n} users but {len(lats)} latitudes and {len(lngs)} longitudes")
+    ks = [k] * n if isinstance(k, int) else list(k)
+    if len(ks) != n:
+        raise BadInput(f"{n} users but {len(ks)} values of k")
+    return [
+        rank(catalogue, finals[i], float(lats[i]), float(lngs[i]), ks[i], config) for i in range(n)
+    ]
