@@ -19,6 +19,8 @@ from core.errors import BadInput, CoreError
 COMMAND_MODULES = (
     "core.cli.registry_cmds",
     "core.cli.data_cmds",
+    "core.cli.model_cmds",
+    "core.cli.demo_cmds",
 )
 
 

@@ -168,7 +168,7 @@ def read_h5(path: Path) -> DenseNet:
             if raw is None:
                 raise BadInput(f"{subject} is an HDF5 file without a Keras model configuration")
             config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-            weights = f["model_weights"] if "model_weights" in f else f
+            weights = f.get("model_weights", f)
             layers = _build(_layer_specs(config, subject), weights, subject)
             version = f.attrs.get("keras_version")
             backend = f.attrs.get("backend")
@@ -193,7 +193,7 @@ def read_keras(path: Path) -> DenseNet:
         raise BadInput(f"{subject} is not a Keras 3 archive: {exc}") from exc
     specs = _layer_specs(config, subject, keras3_paths=True)
     with h5py.File(weights, "r") as f:
-        root = f["layers"] if "layers" in f else f
+        root = f.get("layers", f)
         layers = _build(specs, root, subject)
     return DenseNet(tuple(layers), meta.get("keras_version"), "tensorflow")
 

@@ -1,0 +1,214 @@
+"""``train``, ``import-legacy`` and ``recommend``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.cli.common import actor, add_user_option, ready
+from core.cli.output import print_json, print_table, progress_bar
+from core.errors import BadInput
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("train", help="train, evaluate and register a candidate version")
+    p.add_argument("family", help="popularity, svd, autoencoder, transfer or embeddings")
+    p.add_argument("--dataset", required=True, help="NAME or NAME@VERSION")
+    p.add_argument("--model", help="model name (default: the family's name)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter"
+    )
+    p.add_argument("--parent", metavar="NAME@VERSION", help="parent version (transfer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=int, default=0, help="also cross-validate over k folds")
+    p.add_argument("--description", default="")
+    add_user_option(p)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("import-legacy", help="register a Keras .h5 autoencoder + scaler")
+    p.add_argument("--model-file", type=Path, required=True)
+    p.add_argument("--scaler", type=Path, required=True)
+    p.add_argument("--name", default="planwise")
+    p.add_argument("--dataset", help="evaluate on this dataset (NAME[@VERSION])")
+    p.add_argument("--description", default="")
+    add_user_option(p)
+    p.set_defaults(handler=_import_legacy)
+
+    p = sub.add_parser("recommend", help="ranked places for one user or a batch")
+    p.add_argument("name")
+    p.add_argument("--version", help="default: the production version")
+    p.add_argument("--prefs", help="JSON list of 29 ratings 0–5")
+    p.add_argument("--mask", help="JSON list of 29 booleans: which ratings the user gave")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lng", type=float)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--users", type=Path, help="JSON file: a list of {prefs, mask, lat, lng, k}")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_recommend)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--param must be KEY=VALUE, got {item!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def parse_version_ref(ref: str, option: str) -> tuple[str, str]:
+    name, sep, version = ref.partition("@")
+    if not sep or not name or not version:
+        raise BadInput(f"{option} must be NAME@VERSION, got {ref!r}")
+    return name, version
+
+
+def _train(args: argparse.Namespace) -> int:
+    ready()
+    from core import training
+
+    update, close = progress_bar(f"train {args.family}")
+    try:
+        result = training.train(
+            actor=actor(args),
+            family=args.family,
+            dataset=args.dataset,
+            model=args.model,
+            params=parse_params(args.param),
+            parent=parse_version_ref(args.parent, "--parent") if args.parent else None,
+            seed=args.seed,
+            folds=args.folds,
+            progress=update,
+            description=args.description,
+        )
+    finally:
+        close()
+    v = result.version
+    print_json(
+        {
+            "model": v.model,
+            "version": v.version,
+            "stage": v.stage,
+            "family": v.family,
+            "metrics": result.metrics,
+            "baseline": result.baseline,
+            "dataset": None if v.dataset is None else v.dataset.label,
+            "parent": None if v.parent is None else "@".join(v.parent),
+            "duration_s": round(result.duration_s, 2),
+        }
+    )
+    return 0
+
+
+def _import_legacy(args: argparse.Namespace) -> int:
+    ready()
+    from core import legacy
+
+    v = legacy.import_legacy(
+        actor=actor(args),
+        model_file=args.model_file,
+        scaler_file=args.scaler,
+        name=args.name,
+        dataset=args.dataset,
+        description=args.description,
+    )
+    print_json(
+        {
+            "model": v.model,
+            "version": v.version,
+            "stage": v.stage,
+            "family": v.family,
+            "metrics": v.metrics,
+            "warnings": v.metadata.get("import_warnings", []),
+        }
+    )
+    return 0
+
+
+def _json_arg(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{option} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+
+
+def _item(rec: Any) -> dict[str, Any]:
+    return {
+        "place_id": rec.place_id,
+        "name": rec.name,
+        "category": rec.category,
+        "score": round(rec.score, 6),
+        "distance_m": round(rec.distance_m, 1),
+    }
+
+
+def _batch(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    from core import predict
+
+    if not args.users.is_file():
+        raise BadInput(f"--users {args.users} does not exist")
+    users = _json_arg(args.users.read_text(encoding="utf-8"), f"--users {args.users.name}")
+    if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
+        raise BadInput("--users must hold a JSON list of objects {prefs, mask, lat, lng, k}")
+    if not users:
+        return []
+    for i, u in enumerate(users):
+        missing = [key for key in ("prefs", "lat", "lng") if key not in u]
+        if missing:
+            raise BadInput(f"--users entry {i} lacks {', '.join(missing)}")
+    prefs = predict.check_ratings([u["prefs"] for u in users], what="--users prefs")
+    masks = predict.check_mask(
+        [
+            u.get("mask") if u.get("mask") is not None else [p > 0 for p in u["prefs"]]
+            for u in users
+        ],
+        prefs,
+    )
+    lists = predict.recommend_batch(
+        args.name,
+        args.version,
+        prefs,
+        [u["lat"] for u in users],
+        [u["lng"] for u in users],
+        [u.get("k", args.k) for u in users],
+        masks,
+    )
+    return [[_item(r) for r in items] for items in lists]
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    ready()
+    from core import predict
+
+    if args.users is not None:
+        print_json(_batch(args))
+        return 0
+    missing = [
+        o
+        for o, v in (("--prefs", args.prefs), ("--lat", args.lat), ("--lng", args.lng))
+        if v is None
+    ]
+    if missing:
+        raise BadInput(f"recommend needs {', '.join(missing)} (or --users FILE)")
+    prefs = _json_arg(args.prefs, "--prefs")
+    mask = _json_arg(args.mask, "--mask") if args.mask else None
+    if not isinstance(prefs, list):
+        raise BadInput("--prefs must be a JSON list of 29 ratings")
+    items = predict.recommend(
+        args.name, args.version, prefs, mask=mask, lat=args.lat, lng=args.lng, k=args.k
+    )
+    rows = [_item(r) for r in items]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["#", "place", "category", "score", "distance (m)"],
+            [
+                [i + 1, r["name"], r["category"], f"{r['score']:.4f}", f"{r['distance_m']:.0f}"]
+                for i, r in enumerate(rows)
+            ],
+        )
+    return 0
