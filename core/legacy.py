@@ -10,6 +10,7 @@ figures are a fair test) next to the popularity baseline.
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import warnings
 from pathlib import Path
@@ -26,7 +27,8 @@ from core.families.popularity import Popularity
 DEFAULT_NAME = "planwise"
 
 
-def _read_scaler(path: Path) -> tuple[Any, list[str]]:
+def _read_scaler(path: Path) -> tuple[Any, list[str], str | None]:
+    """The scaler, the warnings unpickling raised, and the scikit-learn version that wrote it."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -34,7 +36,15 @@ def _read_scaler(path: Path) -> tuple[Any, list[str]]:
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
             raise BadInput(f"{path.name} is not a joblib-pickled scaler: {exc}") from exc
     messages = sorted({str(w.message).split("\n")[0] for w in caught})
-    return scaler, messages
+    written_by = next(
+        (
+            str(w.message.original_sklearn_version)
+            for w in caught
+            if hasattr(w.message, "original_sklearn_version")
+        ),
+        importlib.metadata.version("scikit-learn"),  # no warning: written by this version
+    )
+    return scaler, messages, written_by
 
 
 def import_legacy(
@@ -55,7 +65,7 @@ def import_legacy(
         raise BadInput(f"--model-file must be a Keras .h5 or .keras file, got {model_file.name!r}")
     net = dense_numpy.read(model_file)
     net.check_autoencoder(model_file.name)
-    scaler, scaler_warnings = _read_scaler(scaler_file)
+    scaler, scaler_warnings, pickled_with = _read_scaler(scaler_file)
     minmax = dense_numpy.MinMax.from_sklearn(scaler, scaler_file.name)
 
     model = ae.Autoencoder.__new__(ae.Autoencoder)
@@ -79,7 +89,6 @@ def import_legacy(
         )
         baseline = evaluation.evaluate(base, ratings, split, seed=seed)
 
-    pickled_with = getattr(scaler, "_sklearn_version", None)
     keras_file = ae.LEGACY_MODEL_FILE if model_file.suffix.lower() != ".keras" else ae.MODEL_FILE
     extra = {
         "framework": "tensorflow",
@@ -113,8 +122,7 @@ def import_legacy(
             metrics=metrics,
             hyperparameters={"hidden_layers": net.hidden_layers},
             dataset_id=None,
-            description=description
-            or f"Imported Planwise autoencoder {model_file.name} (hidden layers {net.hidden_layers})",
+            description=description or f"Imported Planwise autoencoder {model_file.name}",
             metadata=extra,
             bump="major",
         )

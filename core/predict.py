@@ -70,7 +70,7 @@ def _fingerprint(folder: Path, files: dict[str, str]) -> tuple[tuple[str, int, i
 
 def load_version(info: VersionInfo) -> LoadedVersion:
     """The model of ``info``, verified against its SHA-256 on first load and on any change."""
-    key = (info.artifact_dir, info.files.get(METADATA_FILE, ""))
+    key = (str(artifacts.root() / info.artifact_dir), info.files.get(METADATA_FILE, ""))
     with _lock:
         hit = _cache.get(key)
     if hit is not None:
@@ -158,7 +158,7 @@ def predict_categories(
     """The model's predicted category scores (n × 29) before the user's own ratings are kept."""
     matrix = check_ratings(ratings)
     known = check_mask(mask, matrix)
-    return load(model, version).model.predict(np.where(known, matrix, 0.0), known)
+    return load(model, version).model.predict(matrix, known)
 
 
 def _items(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[Recommendation]:
@@ -190,8 +190,8 @@ def recommend_loaded(
 ) -> list[list[Recommendation]]:
     """Batched step 1 (one forward pass for all users), then the ranking per user."""
     cat = catalogue_module.load()
-    inputs = np.where(mask, prefs, 0.0)
-    finals = final_scores(inputs, mask, loaded.model.predict(inputs, mask))
+    # The raw ratings go to the model, as in Planwise; ``mask`` says which ones to keep.
+    finals = final_scores(prefs, mask, loaded.model.predict(prefs, mask))
     ranked = ranking.rank_batch(cat, finals, lats, lngs, k, loaded.config)
     return [_items(cat, r) for r in ranked]
 
