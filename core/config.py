@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=None,
         description="Postgres schema to use instead of public (tests isolate themselves so).",
     )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST every new alert as JSON to this URL (optional)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,342 @@
+"""The prediction log: batched writes, feedback, and aggregates by time bucket in SQL.
+
+Every served recommendation becomes one row (what was asked, what was returned, how long it
+took, whether it failed). The same transaction adds it to an hourly rollup per model, version
+and variant (counts, errors, clicks, a latency histogram), which is what the dashboard reads:
+a year of traffic is a few thousand rollup rows, however many millions of requests it was.
+Latency percentiles come from the histogram (bins doubling from 0.5 ms), as Prometheus does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, select
+
+from core.categories import CATEGORIES
+from core.db import transaction, utcnow
+from core.errors import BadInput, NotFound
+from core.telemetry_tables import (
+    LATENCY_EDGES_MS,
+    N_LATENCY_BINS,
+    FeedbackRow,
+    PredictionLogRow,
+    RollupRow,
+)
+
+VARIANTS = ("production", "canary", "preview", "simulated")
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    model: str
+    version: str
+    variant: str
+    ratings: list[float]
+    k: int
+    places: list[str]
+    categories: list[str]
+    scores: list[float]
+    latency_ms: float
+    lat: float | None = None
+    lng: float | None = None
+    predicted: list[float] | None = None
+    error: str | None = None
+    user_id: str | None = None
+    ts: dt.datetime = field(default_factory=utcnow)
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hour_of(ts: dt.datetime) -> int:
+    return int(ts.timestamp() // 3600)
+
+
+def latency_bin(ms: float) -> int:
+    return bisect.bisect_left(LATENCY_EDGES_MS, ms)
+
+
+def _rollup_deltas(records: Iterable[PredictionRecord]) -> dict[tuple[int, str, str, str], dict]:
+    deltas: dict[tuple[int, str, str, str], dict[str, Any]] = {}
+    for r in records:
+        key = (hour_of(r.ts), r.model, r.version, r.variant)
+        d = deltas.get(key)
+        if d is None:
+            d = deltas[key] = {
+                "requests": 0,
+                "errors": 0,
+                "latency": 0.0,
+                "bins": [0] * N_LATENCY_BINS,
+            }
+        d["requests"] += 1
+        d["errors"] += r.error is not None
+        d["latency"] += r.latency_ms
+        d["bins"][latency_bin(r.latency_ms)] += 1
+    return deltas
+
+
+def write_batch(records: Sequence[PredictionRecord]) -> int:
+    """Insert the records and fold them into the rollups, in one transaction."""
+    if not records:
+        return 0
+    for r in records:
+        if r.variant not in VARIANTS:
+            raise BadInput(f"unknown variant {r.variant!r}; variants are {', '.join(VARIANTS)}")
+    deltas = _rollup_deltas(records)
+    with transaction() as s:
+        s.execute(insert(PredictionLogRow), [r.row() for r in records])
+        _apply_rollups(s, deltas)
+    return len(records)
+
+
+def _apply_rollups(s: Any, deltas: dict[tuple[int, str, str, str], dict[str, Any]]) -> None:
+    """Read-modify-write of the touched rollup rows, locked for the transaction."""
+    for (hour, model, version, variant), d in deltas.items():
+        key = {"hour": hour, "model": model, "version": version, "variant": variant}
+        row = s.get(RollupRow, key, with_for_update=True)
+        if row is None:
+            row = RollupRow(
+                **key,
+                requests=0,
+                errors=0,
+                clicks=0,
+                latency_sum_ms=0.0,
+                latency_bins=[0] * N_LATENCY_BINS,
+            )
+            s.add(row)
+        row.requests += d.get("requests", 0)
+        row.errors += d.get("errors", 0)
+        row.clicks += d.get("clicks", 0)
+        row.latency_sum_ms += d.get("latency", 0.0)
+        if "bins" in d:
+            row.latency_bins = [a + b for a, b in zip(row.latency_bins, d["bins"], strict=True)]
+        s.flush()
+
+
+def record_feedback(request_id: str, place_id: str, *, kind: str = "click") -> None:
+    """A click on a returned place; refused unless the place was in that response."""
+    with transaction() as s:
+        log = s.scalar(select(PredictionLogRow).where(PredictionLogRow.request_id == request_id))
+        if log is None:
+            raise NotFound(f"no logged request {request_id!r}")
+        if place_id not in log.places:
+            raise BadInput(f"place {place_id!r} was not in the response to request {request_id}")
+        s.add(FeedbackRow(request_id=request_id, place_id=place_id, kind=kind, ts=utcnow()))
+        _apply_rollups(s, {(hour_of(log.ts), log.model, log.version, log.variant): {"clicks": 1}})
+
+
+# ------------------------------------------------------------------------ aggregates
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: dt.datetime
+    requests: int
+    errors: int
+    clicks: int
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def click_through(self) -> float:
+        return self.clicks / self.requests if self.requests else 0.0
+
+
+def percentile_from_bins(bins: Sequence[int], q: float) -> float:
+    """Linear interpolation inside the histogram bin holding the q-th quantile."""
+    total = sum(bins)
+    if total == 0:
+        return float("nan")
+    target = q * total
+    seen = 0
+    for i, count in enumerate(bins):
+        if count and seen + count >= target:
+            low = 0.0 if i == 0 else LATENCY_EDGES_MS[i - 1]
+            high = LATENCY_EDGES_MS[i] if i < len(LATENCY_EDGES_MS) else LATENCY_EDGES_MS[-1] * 2
+            return low + (high - low) * (target - seen) / count
+        seen += count
+    return LATENCY_EDGES_MS[-1] * 2
+
+
+def traffic(
+    model: str | None = None,
+    *,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    bucket_hours: int = 1,
+    version: str | None = None,
+    variant: str | None = None,
+) -> list[Bucket]:
+    """Traffic per bucket of ``bucket_hours`` between ``since`` and ``until``."""
+    if bucket_hours < 1:
+        raise BadInput(f"bucket_hours must be at least 1, got {bucket_hours}")
+    until = until or utcnow()
+    bucket = RollupRow.hour // bucket_hours  # integer division on both backends
+    query = select(
+        bucket.label("b"),
+        RollupRow.requests,
+        RollupRow.errors,
+        RollupRow.clicks,
+        RollupRow.latency_sum_ms,
+        RollupRow.latency_bins,
+    ).where(RollupRow.hour >= hour_of(since), RollupRow.hour <= hour_of(until))
+    if model is not None:
+        query = query.where(RollupRow.model == model)
+    if version is not None:
+        query = query.where(RollupRow.version == version)
+    if variant is not None:
+        query = query.where(RollupRow.variant == variant)
+    merged: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {
+            "requests": 0,
+            "errors": 0,
+            "clicks": 0,
+            "latency": 0.0,
+            "bins": np.zeros(N_LATENCY_BINS, np.int64),
+        }
+    )
+    with transaction(write=False) as s:
+        for b, requests, errors, clicks, latency, bins in s.execute(query):
+            m = merged[int(b)]
+            m["requests"] += requests
+            m["errors"] += errors
+            m["clicks"] += clicks
+            m["latency"] += latency
+            m["bins"] += np.asarray(bins, dtype=np.int64)
+    out = []
+    for b in sorted(merged):
+        m = merged[b]
+        bins = m["bins"].tolist()
+        out.append(
+            Bucket(
+                start=dt.datetime.fromtimestamp(b * bucket_hours * 3600, tz=dt.UTC),
+                requests=m["requests"],
+                errors=m["errors"],
+                clicks=m["clicks"],
+                latency_mean_ms=m["latency"] / m["requests"] if m["requests"] else float("nan"),
+                latency_p50_ms=percentile_from_bins(bins, 0.50),
+                latency_p95_ms=percentile_from_bins(bins, 0.95),
+                latency_p99_ms=percentile_from_bins(bins, 0.99),
+            )
+        )
+    return out
+
+
+def traffic_frame(buckets: Sequence[Bucket]) -> pd.DataFrame:
+    rows = [
+        {**asdict(b), "error_rate": b.error_rate, "click_through": b.click_through} for b in buckets
+    ]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int
+    error_rate: float
+    click_through: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+def summary(model: str | None, *, hours: int = 24, until: dt.datetime | None = None) -> Summary:
+    """One figure per measure over the last ``hours`` (for Overview and alerts)."""
+    until = until or utcnow()
+    cond = [
+        RollupRow.hour >= hour_of(until - dt.timedelta(hours=hours)),
+        RollupRow.hour <= hour_of(until),
+    ]
+    if model is not None:
+        cond.append(RollupRow.model == model)
+    with transaction(write=False) as s:
+        requests, errors, clicks = s.execute(
+            select(
+                func.coalesce(func.sum(RollupRow.requests), 0),
+                func.coalesce(func.sum(RollupRow.errors), 0),
+                func.coalesce(func.sum(RollupRow.clicks), 0),
+            ).where(*cond)
+        ).one()
+        bins = np.zeros(N_LATENCY_BINS, np.int64)
+        for (b,) in s.execute(select(RollupRow.latency_bins).where(*cond)):
+            bins += np.asarray(b, dtype=np.int64)
+    if not requests:
+        return Summary(0, 0.0, 0.0, float("nan"), float("nan"))
+    return Summary(
+        int(requests),
+        errors / requests,
+        clicks / requests,
+        percentile_from_bins(bins.tolist(), 0.5),
+        percentile_from_bins(bins.tolist(), 0.99),
+    )
+
+
+def count_logs(model: str | None = None) -> int:
+    with transaction(write=False) as s:
+        q = select(func.count()).select_from(PredictionLogRow)
+        if model is not None:
+            q = q.where(PredictionLogRow.model == model)
+        return int(s.scalar(q) or 0)
+
+
+def window(
+    model: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    version: str | None = None,
+    max_rows: int = 20_000,
+) -> pd.DataFrame:
+    """Logged successful requests of a window, at most ``max_rows`` of them.
+
+    Sampling rule (documented for drift): when the window holds more rows, every n-th row by
+    id is taken, with n = ceil(rows / max_rows), which keeps the sample spread over the window
+    and the same every time it is computed.
+    """
+    cond = [
+        PredictionLogRow.model == model,
+        PredictionLogRow.ts >= start,
+        PredictionLogRow.ts < end,
+        PredictionLogRow.error.is_(None),
+    ]
+    if version is not None:
+        cond.append(PredictionLogRow.version == version)
+    with transaction(write=False) as s:
+        total = int(s.scalar(select(func.count()).select_from(PredictionLogRow).where(*cond)) or 0)
+        step = max(1, -(-total // max_rows))
+        q = select(
+            PredictionLogRow.ts,
+            PredictionLogRow.version,
+            PredictionLogRow.ratings,
+            PredictionLogRow.categories,
+            PredictionLogRow.predicted,
+        ).where(*cond)
+        if step > 1:
+            q = q.where(PredictionLogRow.id % step == 0)
+        rows = s.execute(q.order_by(PredictionLogRow.id)).all()
+    frame = pd.DataFrame(rows, columns=["ts", "version", "ratings", "categories", "predicted"])
+    frame.attrs["total"] = total
+    frame.attrs["step"] = step
+    return frame
+
+
+def ratings_of(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=list(CATEGORIES))
+    return pd.DataFrame(
+        np.asarray(frame["ratings"].tolist(), dtype=float), columns=list(CATEGORIES)
+    )
