@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         default=None,
         description="Postgres schema to use instead of public (tests isolate themselves so).",
     )
+    api_keys: str | None = Field(
+        default=None, description="Comma-separated API keys of the recommendation API clients."
+    )
+    api_model: str | None = Field(
+        default=None, description="Model the API serves when a request names none."
+    )
     alert_webhook_url: str | None = Field(
         default=None, description="POST every new alert as JSON to this URL (optional)."
     )

@@ -196,6 +196,16 @@ def recommend_loaded(
     return [_items(cat, r) for r in ranked]
 
 
+def rank_one(
+    loaded: LoadedVersion, prefs: np.ndarray, mask: np.ndarray, lat: float, lng: float, k: int
+) -> tuple[list[Recommendation], np.ndarray]:
+    """One validated user: the places and the model's predicted scores (for the log)."""
+    predicted = loaded.model.predict(prefs, mask)
+    finals = final_scores(prefs, mask, predicted)
+    ranked = ranking.rank(catalogue_module.load(), finals[0], lat, lng, k, loaded.config)
+    return _items(catalogue_module.load(), ranked), predicted[0]
+
+
 def _coordinate(value: Any, name: str) -> float:
     try:
         out = float(value)

@@ -1,0 +1,1 @@
+"""The recommendation API: production and canary serving with every prediction logged."""

@@ -1,0 +1,332 @@
+"""FastAPI application: ``/recommend``, ``/feedback``, ``/health``, ``/models``, ``/metrics``."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.logger import PredictionLogger
+from api.serving import Catalog
+from core import bootstrap, monitoring, predict
+from core.categories import CATEGORIES, N_CATEGORIES
+from core.config import get_settings
+from core.errors import CoreError
+
+log = logging.getLogger(__name__)
+
+Rating = Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)]
+EXAMPLE_RATINGS = [
+    5,
+    0,
+    0,
+    0,
+    0,
+    4,
+    0,
+    0,
+    0,
+    0,
+    0,
+    3,
+    0,
+    0,
+    0,
+    5,
+    0,
+    0,
+    0,
+    0,
+    4,
+    0,
+    0,
+    0,
+    4,
+    0,
+    0,
+    0,
+    0,
+]
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ratings": EXAMPLE_RATINGS,
+                    "lat": 40.4168,
+                    "lng": -3.7038,
+                    "k": 10,
+                    "user_id": "u-42",
+                }
+            ]
+        },
+    )
+
+    ratings: Annotated[
+        list[Rating],
+        Field(
+            min_length=N_CATEGORIES,
+            max_length=N_CATEGORIES,
+            description=f"0–5 per category, in this order: {', '.join(CATEGORIES)}",
+        ),
+    ]
+    mask: Annotated[
+        list[bool] | None,
+        Field(
+            min_length=N_CATEGORIES,
+            max_length=N_CATEGORIES,
+            description="which ratings the user gave (default: the non-zero ones)",
+        ),
+    ] = None
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    k: Annotated[int, Field(ge=1, le=100)] = 10
+    user_id: Annotated[
+        str | None, Field(max_length=128, description="keeps the canary split sticky")
+    ] = None
+    model: Annotated[str | None, Field(max_length=128)] = None
+
+
+class Place(BaseModel):
+    place_id: str
+    name: str
+    category: str
+    score: float
+    distance_m: float
+    lat: float
+    lng: float
+
+
+class RecommendResponse(BaseModel):
+    request_id: str
+    model: str
+    version: str
+    variant: str
+    places: list[Place]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: Annotated[str, Field(min_length=1, max_length=36)]
+    place_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _api_keys() -> list[str]:
+    """Keys from ``API_KEYS``; without it, a key generated once and kept in the data folder."""
+    configured = get_settings().api_keys
+    if configured:
+        keys = [k.strip() for k in configured.split(",") if k.strip()]
+        if keys:
+            return keys
+    path: Path = get_settings().data_root / "api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        log.warning("no API_KEYS set: generated a client key in %s", path)
+    return [path.read_text().strip()]
+
+
+def create_app(*, start_background: bool = True) -> FastAPI:
+    metrics_registry = CollectorRegistry()
+    requests_total = Counter(
+        "planwise_requests",
+        "Recommendation requests",
+        ["model", "version", "variant", "status"],
+        registry=metrics_registry,
+    )
+    latency = Histogram(
+        "planwise_request_latency_seconds",
+        "Time to rank places for a request",
+        ["model", "version", "variant"],
+        registry=metrics_registry,
+        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    )
+    errors_total = Counter(
+        "planwise_errors",
+        "Requests that failed after validation",
+        ["model", "version", "variant"],
+        registry=metrics_registry,
+    )
+    catalog = Catalog()
+    logger = PredictionLogger(registry=metrics_registry)
+    keys = [k.encode() for k in _api_keys()]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bootstrap.ensure_ready()
+        if start_background:
+            catalog.start()
+            logger.start()
+        else:
+            catalog.refresh()
+        yield
+        catalog.stop()
+        logger.stop()
+
+    app = FastAPI(
+        title="Planwise recommendations",
+        version="1.0",
+        description="Places in Madrid ranked for a user's 29 category ratings, from the "
+        "production version of a model (and its canary).",
+        lifespan=lifespan,
+    )
+    app.state.catalog, app.state.logger = catalog, logger
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field; the offending input is not echoed (it may not be JSON)."""
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(key: str | None = Security(header)) -> None:
+        given = (key or "").encode()
+        # Constant time per key, and every key is compared, whichever matches.
+        if not any([hmac.compare_digest(given, k) for k in keys]):
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
+
+    def served_model(name: str | None) -> Any:
+        default = name or get_settings().api_model
+        if default is None:
+            default = (
+                "autoencoder"
+                if "autoencoder" in catalog.models
+                else min(catalog.models, default=None)
+            )
+        served = catalog.models.get(default) if default else None
+        if served is None:
+            raise HTTPException(
+                status_code=404, detail=f"model {default!r} has no production version to serve"
+            )
+        return served
+
+    @app.post("/recommend", response_model=RecommendResponse, dependencies=[Depends(check_key)])
+    async def recommend(body: RecommendRequest) -> dict[str, Any]:
+        served = served_model(body.model)
+        loaded, variant = served.pick(body.user_id, random.random())
+        version = loaded.version.version
+        started = time.perf_counter()
+        prefs = np.asarray([body.ratings], dtype=np.float64)
+        mask = prefs > 0 if body.mask is None else np.asarray([body.mask], dtype=bool)
+        try:
+            items, predicted = predict.rank_one(loaded, prefs, mask, body.lat, body.lng, body.k)
+        except CoreError as exc:
+            errors_total.labels(served.model, version, variant).inc()
+            requests_total.labels(served.model, version, variant, "error").inc()
+            record = monitoring.PredictionRecord(
+                model=served.model,
+                version=version,
+                variant=variant,
+                ratings=body.ratings,
+                k=body.k,
+                places=[],
+                categories=[],
+                scores=[],
+                latency_ms=(time.perf_counter() - started) * 1000,
+                lat=body.lat,
+                lng=body.lng,
+                error=str(exc),
+                user_id=body.user_id,
+            )
+            logger.add(record)
+            raise HTTPException(status_code=500, detail="ranking failed") from exc
+        elapsed = time.perf_counter() - started
+        record = monitoring.PredictionRecord(
+            model=served.model,
+            version=version,
+            variant=variant,
+            ratings=body.ratings,
+            k=body.k,
+            places=[r.place_id for r in items],
+            categories=[r.category for r in items],
+            scores=[round(r.score, 6) for r in items],
+            latency_ms=elapsed * 1000,
+            lat=body.lat,
+            lng=body.lng,
+            predicted=[round(float(x), 4) for x in predicted],
+            user_id=body.user_id,
+        )
+        logger.add(record)
+        latency.labels(served.model, version, variant).observe(elapsed)
+        requests_total.labels(served.model, version, variant, "ok").inc()
+        return {
+            "request_id": record.request_id,
+            "model": served.model,
+            "version": version,
+            "variant": variant,
+            "places": [
+                {
+                    "place_id": r.place_id,
+                    "name": r.name,
+                    "category": r.category,
+                    "score": r.score,
+                    "distance_m": r.distance_m,
+                    "lat": r.lat,
+                    "lng": r.lng,
+                }
+                for r in items
+            ],
+        }
+
+    @app.post("/feedback", status_code=202, dependencies=[Depends(check_key)])
+    async def feedback(body: FeedbackRequest) -> dict[str, str]:
+        logger.add_feedback(body.request_id, body.place_id)
+        return {"status": "accepted"}
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok" if catalog.models and not catalog.errors.get("registry") else "degraded",
+            "serving": {m: s.production.version.version for m, s in catalog.models.items()},
+            "errors": catalog.errors,
+            "log_pending": len(logger.buffer),
+        }
+
+    @app.get("/models", dependencies=[Depends(check_key)])
+    async def models() -> list[dict[str, Any]]:
+        return [
+            {
+                "model": s.model,
+                "production": s.production.version.version,
+                "canary": None if s.canary is None else s.canary.version.version,
+                "canary_share": s.canary_share,
+                "family": s.production.version.family,
+            }
+            for s in catalog.models.values()
+        ]
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,122 @@
+"""Prediction logging off the request path: a bounded buffer flushed in batches.
+
+Requests only append to a deque; a background thread writes batches through
+``core.monitoring.write_batch``. If the database is away, the batch stays in the buffer and
+is retried with back-off; only when the buffer is full are the oldest records dropped, and
+every dropped record is counted (exported in ``/metrics``). Feedback waits for the flush of
+the request it refers to, so a fast click never races its own log row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from prometheus_client import Counter, Gauge
+
+from core import monitoring
+from core.errors import CoreError
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+FLUSH_SECONDS = 0.25
+
+
+class PredictionLogger:
+    def __init__(self, capacity: int = 200_000, registry=None) -> None:  # noqa: ANN001
+        self.capacity = capacity
+        self.buffer: deque[monitoring.PredictionRecord] = deque()
+        self.feedback: deque[tuple[str, str, int]] = deque()
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.written = 0
+        kwargs = {"registry": registry} if registry is not None else {}
+        self.dropped = Counter(
+            "planwise_prediction_log_dropped",
+            "Prediction log records lost to a full buffer",
+            **kwargs,
+        )
+        self.failures = Counter(
+            "planwise_prediction_log_write_failures",
+            "Failed prediction log batch writes",
+            **kwargs,
+        )
+        self.pending = Gauge(
+            "planwise_prediction_log_pending",
+            "Prediction log records waiting to be written",
+            **kwargs,
+        )
+        self.pending.set_function(lambda: len(self.buffer))
+
+    def add(self, record: monitoring.PredictionRecord) -> None:
+        with self.lock:
+            if len(self.buffer) >= self.capacity:
+                self.buffer.popleft()
+                self.dropped.inc()
+            self.buffer.append(record)
+
+    def add_feedback(self, request_id: str, place_id: str) -> None:
+        with self.lock:
+            self.feedback.append((request_id, place_id, 0))
+
+    def flush(self) -> int:
+        """Write what is buffered; returns the number of records written."""
+        written = 0
+        while True:
+            with self.lock:
+                batch = [self.buffer[i] for i in range(min(BATCH, len(self.buffer)))]
+            if not batch:
+                break
+            monitoring.write_batch(batch)
+            with self.lock:
+                for _ in batch:
+                    self.buffer.popleft()
+            written += len(batch)
+        self.written += written
+        self._flush_feedback()
+        return written
+
+    def _flush_feedback(self) -> None:
+        with self.lock:
+            items = list(self.feedback)
+            self.feedback.clear()
+        for request_id, place_id, tries in items:
+            try:
+                monitoring.record_feedback(request_id, place_id)
+            except CoreError as exc:
+                if tries < 20:
+                    with self.lock:
+                        self.feedback.append((request_id, place_id, tries + 1))
+                else:
+                    log.warning("feedback for %s dropped: %s", request_id, exc)
+
+    def run(self) -> None:
+        backoff = FLUSH_SECONDS
+        while not self.stop_event.wait(backoff):
+            try:
+                self.flush()
+                backoff = FLUSH_SECONDS
+            except Exception as exc:  # noqa: BLE001 - keep the records, retry later
+                self.failures.inc()
+                backoff = min(backoff * 2, 5.0)
+                log.warning("prediction log write failed (retrying in %.1f s): %s", backoff, exc)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="prediction-logger", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self.buffer and time.monotonic() < deadline:
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001
+                log.error("could not write %d buffered predictions: %s", len(self.buffer), exc)
+                time.sleep(0.5)

@@ -1,0 +1,143 @@
+"""The recommendation API as a client meets it, on a real registry."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core import artifacts, legacy, monitoring, predict, registry, training
+from core.auth import SYSTEM
+from tests.core.test_training import _dataset
+
+LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+KEY = {"X-API-Key": "test-key"}
+BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
+
+
+@pytest.fixture
+def served(backend, monkeypatch):
+    monkeypatch.setenv("API_KEYS", "other-key,test-key")
+    monkeypatch.setattr("api.serving.POLL_SECONDS", 0.1)
+    from core.config import reset_settings
+
+    reset_settings()
+    v = legacy.import_legacy(
+        actor=SYSTEM,
+        model_file=LEGACY / "autoencoder.h5",
+        scaler_file=LEGACY / "scaler.save",
+        name="autoencoder",
+    )
+    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    from api.app import create_app
+
+    app = create_app()
+    with TestClient(app) as client:
+        client.backend = backend  # type: ignore[attr-defined]
+        yield client
+
+
+def _wait(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_recommend_logs_and_feedback(served):
+    r = served.post("/recommend", json=BODY, headers=KEY)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["model"], out["version"], out["variant"]) == ("autoencoder", "1.0.0", "production")
+    expected = predict.recommend(
+        "autoencoder", None, BODY["ratings"], lat=BODY["lat"], lng=BODY["lng"], k=5
+    )
+    assert [p["place_id"] for p in out["places"]] == [e.place_id for e in expected]
+    assert (
+        served.post(
+            "/feedback",
+            json={"request_id": out["request_id"], "place_id": out["places"][0]["place_id"]},
+            headers=KEY,
+        ).status_code
+        == 202
+    )
+    served.app.state.logger.flush()
+    assert monitoring.count_logs("autoencoder") == 1
+    s = monitoring.summary("autoencoder")
+    assert s.requests == 1 and s.click_through == 1.0
+    metrics = served.get("/metrics").text
+    assert (
+        'planwise_requests_total{model="autoencoder",status="ok",variant="production",version="1.0.0"} 1.0'
+        in metrics
+    )
+    assert served.get("/health").json()["serving"] == {"autoencoder": "1.0.0"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"ratings": [1] * 28}, "ratings"),
+        ({"ratings": [1] * 28 + [6]}, "ratings"),
+        ({"lat": 100}, "lat"),
+        ({"lng": "west"}, "lng"),
+        ({"k": 0}, "k"),
+        ({"mask": [True]}, "mask"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_bodies_get_422_naming_the_field(served, change, field):
+    r = served.post("/recommend", json=BODY | change, headers=KEY)
+    assert r.status_code == 422
+    assert any(field in [str(p) for p in e["loc"]] for e in r.json()["detail"])
+
+
+def test_nan_rating_is_refused(served):
+    raw = json.dumps(BODY | {"ratings": [float("nan")] + [1] * 28})
+    r = served.post("/recommend", content=raw, headers=KEY | {"Content-Type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_api_key_is_required(served):
+    assert served.post("/recommend", json=BODY).status_code == 401
+    assert served.post("/recommend", json=BODY, headers={"X-API-Key": "nope"}).status_code == 401
+    assert served.get("/models").status_code == 401
+    assert served.get("/health").status_code == 200
+
+
+def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
+    ref = _dataset(served.backend.root, n=400)
+    cand = training.train(
+        actor=SYSTEM,
+        family="transfer",
+        dataset=ref,
+        parent=("autoencoder", "1.0.0"),
+        params={"epochs": 1},
+    ).version
+    registry.promote(actor=SYSTEM, model="autoencoder", version=cand.version, stage="staging")
+    registry.update_model(actor=SYSTEM, name="autoencoder", canary_share=0.5)
+    _wait(lambda: served.get("/models", headers=KEY).json()[0]["canary"] == cand.version)
+    variants = {}
+    for user in range(40):
+        got = {
+            served.post("/recommend", json=BODY | {"user_id": f"u{user}"}, headers=KEY).json()[
+                "variant"
+            ]
+            for _ in range(3)
+        }
+        assert len(got) == 1  # sticky
+        variants[user] = got.pop()
+    assert 5 < sum(v == "canary" for v in variants.values()) < 35
+
+    # A version whose files fail verification is never served; the previous one keeps serving.
+    catalog = served.app.state.catalog
+    catalog.stop()  # drive the switch by hand, to tamper between promotion and loading
+    registry.promote(actor=SYSTEM, model="autoencoder", version=cand.version, stage="production")
+    target = artifacts.root() / cand.artifact_dir / "model.keras"
+    target.write_bytes(target.read_bytes()[:-10])
+    predict.clear_cache()
+    catalog.refresh()
+    assert "kept the previous versions" in served.get("/health").json()["errors"]["autoencoder"]
+    assert served.post("/recommend", json=BODY, headers=KEY).json()["version"] == "1.0.0"
