@@ -70,7 +70,8 @@ def test_recommend_logs_and_feedback(served):
     assert s.requests == 1 and s.click_through == 1.0
     metrics = served.get("/metrics").text
     assert (
-        'planwise_requests_total{model="autoencoder",status="ok",variant="production",version="1.0.0"} 1.0'
+        'planwise_requests_total{model="autoencoder",status="ok",variant="production",'
+        'version="1.0.0"} 1.0'
         in metrics
     )
     assert served.get("/health").json()["serving"] == {"autoencoder": "1.0.0"}
