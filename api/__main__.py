@@ -11,14 +11,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes; each serves and logs on its own"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from api.app import create_app
-
     uvicorn.run(
-        create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=False
+        "api.app:create_app",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
     )
 
 

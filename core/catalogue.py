@@ -46,6 +46,7 @@ class Catalogue:
     review_term: np.ndarray  # ln(1 + reviews) / ln(1 + max reviews)
     types: tuple[frozenset[str], ...]
     frame: pd.DataFrame
+    _default_membership: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.place_ids)
@@ -56,6 +57,9 @@ class Catalogue:
 
     def membership(self, mapping: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
         """Boolean (places × 29): whether a place's types intersect a category's types."""
+        if mapping is None and self._default_membership is not None:
+            return self._default_membership
+        default = mapping is None
         mapping = mapping or category_to_place_types()
         key = tuple((c, tuple(sorted(t.lower() for t in mapping.get(c, ())))) for c in CATEGORIES)
         cached = self._membership_cache.get(key)
@@ -74,6 +78,8 @@ class Catalogue:
         member = (has_type.astype(np.int32) @ cat_types.astype(np.int32)) > 0
         member.setflags(write=False)
         self._membership_cache[key] = member
+        if default:
+            object.__setattr__(self, "_default_membership", member)
         return member
 
 

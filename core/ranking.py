@@ -95,13 +95,34 @@ def check_k(k: int) -> None:
         raise BadInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
 
 
-def distances_m(catalogue: Catalogue, lat: float, lng: float) -> np.ndarray:
-    """Haversine distance in metres from (lat, lng) to every place."""
+def distances_m(
+    catalogue: Catalogue, lat: float, lng: float, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Haversine distance in metres from (lat, lng) to every place (or to ``rows``)."""
     lat1 = math.radians(lat)
-    dlat = catalogue.lat_rad - lat1
-    dlng = catalogue.lng_rad - math.radians(lng)
-    a = np.sin(dlat / 2.0) ** 2 + math.cos(lat1) * catalogue.cos_lat * np.sin(dlng / 2.0) ** 2
+    lat_rad = catalogue.lat_rad if rows is None else catalogue.lat_rad[rows]
+    lng_rad = catalogue.lng_rad if rows is None else catalogue.lng_rad[rows]
+    cos_lat = catalogue.cos_lat if rows is None else catalogue.cos_lat[rows]
+    dlat = lat_rad - lat1
+    dlng = lng_rad - math.radians(lng)
+    a = np.sin(dlat / 2.0) ** 2 + math.cos(lat1) * cos_lat * np.sin(dlng / 2.0) ** 2
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def _box(catalogue: Catalogue, lat: float, lng: float, radius_m: float) -> np.ndarray:
+    """Rows inside a lat/lng box that holds the whole circle (with a 1 % margin).
+
+    Two comparisons per place instead of the trigonometry; the exact haversine then runs
+    on the few hundred rows left, so the result is the same as over the whole catalogue.
+    """
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M) * 1.01
+    cos_edge = math.cos(math.radians(min(abs(lat) + dlat, 89.9)))
+    dlng = math.degrees(radius_m / (EARTH_RADIUS_M * cos_edge)) * 1.01
+    if dlng >= 180.0:
+        return np.arange(len(catalogue))
+    inside = np.abs(catalogue.lat - lat) <= dlat
+    inside &= np.abs((catalogue.lng - lng + 180.0) % 360.0 - 180.0) <= dlng
+    return np.flatnonzero(inside)
 
 
 def rank(
@@ -120,14 +141,16 @@ def rank(
         raise BadInput(f"expected {N_CATEGORIES} category scores, got shape {final.shape}")
     if not np.isfinite(final).all():
         raise BadInput("category scores must be finite numbers (no NaN or infinity)")
-    dist = distances_m(catalogue, lat, lng)
-    cand = np.flatnonzero(dist <= config.radius_m)
+    near = _box(catalogue, lat, lng, config.radius_m)
+    near_dist = distances_m(catalogue, lat, lng, near)
+    within = near_dist <= config.radius_m
+    cand, dist = near[within], near_dist[within]
     member = catalogue.membership(config.mapping)[cand]
     masked = np.where(member, final / MAX_RATING, -np.inf)
     best = masked.argmax(axis=1)  # first category in category order among the highest
     best_score = masked[np.arange(len(cand)), best]
     keep = best_score > 0.0
-    cand, best, best_score, dist = cand[keep], best[keep], best_score[keep], dist[cand[keep]]
+    cand, best, best_score, dist = cand[keep], best[keep], best_score[keep], dist[keep]
     score = (
         config.w_distance * (1.0 - dist / config.radius_m)
         + config.w_rating * catalogue.rating[cand] / 5.0

@@ -1,0 +1,231 @@
+"""API throughput and latency on loopback, driven from a second process.
+
+    .venv/bin/python bench/bench_api.py [--seconds 10] [--concurrency 16]
+
+Starts ``python -m api`` (prediction logging on, SQLite registry) and a plain FastAPI app
+returning a constant on the same machine, then drives each with a load-generator process
+(asyncio + httpx keep-alive connections). Targets (issue 7): ≥ 1,000 requests/s, p99 ≤ 25 ms,
+and ≥ 50 % of the plain endpoint's throughput. It also checks that every successful response
+was logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from common import ROOT, percentile, scratch_registry, table
+
+PLAIN_APP = """
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+app = FastAPI()
+
+class Body(BaseModel):
+    ratings: list[float]
+    lat: float
+    lng: float
+    k: int = 10
+
+@app.post("/recommend")
+async def recommend(body: Body) -> dict:
+    return {"ok": True}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def drive(url: str, seconds: float, concurrency: int, key: str) -> dict:
+    """Keep-alive HTTP/1.1 clients on raw asyncio streams (httpx would be the bottleneck)."""
+    host, port_path = url.removeprefix("http://").split(":", 1)
+    port, path = port_path.split("/", 1)
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+
+    def request(user: str) -> bytes:
+        body = json.dumps(
+            {
+                "ratings": [5, 0, 0, 4] + [0] * 25,
+                "lat": 40.4168,
+                "lng": -3.7038,
+                "k": 10,
+                "user_id": user,
+            }
+        ).encode()
+        head = (
+            f"POST /{path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, user: str) -> int:
+        writer.write(request(user))
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        return status
+
+    async def worker(n: int, warmup: int) -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for i in range(warmup):
+            await call(reader, writer, f"warm{n}-{i}")
+        i = 0
+        while time.perf_counter() < deadline:
+            i += 1
+            t = time.perf_counter()
+            status = await call(reader, writer, f"w{n}-{i}")
+            latencies.append((time.perf_counter() - t) * 1000)
+            failures += status != 200
+        writer.close()
+
+    warmups = [50 // concurrency + (n < 50 % concurrency) for n in range(concurrency)]
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(n, warmups[n]) for n in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "failures": failures,
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
+
+
+def wait_up(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="API processes")
+    parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        url, key, _ = args.client
+        print(json.dumps(asyncio.run(drive(url, args.seconds, args.concurrency, key))))
+        return
+    tmp = scratch_registry()
+    from core import legacy, monitoring, registry
+    from core.auth import SYSTEM
+
+    d = ROOT / "data" / "planwise" / "legacy_model"
+    v = legacy.import_legacy(
+        actor=SYSTEM,
+        model_file=d / "autoencoder.h5",
+        scaler_file=d / "scaler.save",
+        name="autoencoder",
+    )
+    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    env = dict(os.environ, API_KEYS="bench-key", PYTHONPATH=str(ROOT))
+    (tmp / "plain_app.py").write_text(PLAIN_APP)
+    results = {}
+    for name, cmd in (
+        (
+            "planwise API (logging on)",
+            [sys.executable, "-m", "api", "--port", "{port}", "--workers", str(args.workers)],
+        ),
+        (
+            "plain FastAPI endpoint",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "plain_app:app",
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+        ),
+    ):
+        port = free_port()
+        server = subprocess.Popen(
+            [c.format(port=port) for c in cmd], cwd=tmp if "plain" in name else ROOT, env=env
+        )
+        try:
+            wait_up(port)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--seconds",
+                    str(args.seconds),
+                    "--concurrency",
+                    str(args.concurrency),
+                    "--client",
+                    f"http://127.0.0.1:{port}/recommend",
+                    "bench-key",
+                    "x",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    api = results["planwise API (logging on)"]
+    plain = results["plain FastAPI endpoint"]
+    logged = monitoring.count_logs("autoencoder")
+    rows = [
+        [
+            n,
+            r["requests"],
+            r["failures"],
+            f"{r['rps']:.0f}",
+            f"{r['p50']:.1f} ms",
+            f"{r['p99']:.1f} ms",
+        ]
+        for n, r in results.items()
+    ]
+    print(table(rows, ["server", "requests", "failures", "requests/s", "p50", "p99"]))
+    share = api["rps"] / plain["rps"]
+    print(
+        table(
+            [
+                ["throughput ≥ 1,000 req/s", f"{api['rps']:.0f}", api["rps"] >= 1000],
+                ["p99 ≤ 25 ms", f"{api['p99']:.1f} ms", api["p99"] <= 25],
+                ["≥ 50 % of plain FastAPI", f"{share:.0%}", share >= 0.5],
+                [
+                    "logged = successful responses (+50 warm-up)",
+                    f"{logged} vs {api['requests'] - api['failures'] + 50}",
+                    logged == api["requests"] - api["failures"] + 50,
+                ],
+            ],
+            ["target", "measured", "met"],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
