@@ -71,8 +71,7 @@ def test_recommend_logs_and_feedback(served):
     metrics = served.get("/metrics").text
     assert (
         'planwise_requests_total{model="autoencoder",status="ok",variant="production",'
-        'version="1.0.0"} 1.0'
-        in metrics
+        'version="1.0.0"} 1.0' in metrics
     )
     assert served.get("/health").json()["serving"] == {"autoencoder": "1.0.0"}
 

@@ -1,0 +1,45 @@
+"""The OpenAPI schema, fuzzed: whatever a client sends, the API never answers 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from core import legacy, registry
+from core.auth import SYSTEM
+
+LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+
+
+@pytest.fixture
+def api_schema(sqlite_backend, monkeypatch):
+    monkeypatch.setenv("API_KEYS", "fuzz-key")
+    from core.config import reset_settings
+
+    reset_settings()
+    v = legacy.import_legacy(
+        actor=SYSTEM,
+        model_file=LEGACY / "autoencoder.h5",
+        scaler_file=LEGACY / "scaler.save",
+        name="autoencoder",
+    )
+    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    from api.app import create_app
+
+    app = create_app(start_background=False)
+    app.state.catalog.refresh()
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case):
+    for headers in ({"X-API-Key": "fuzz-key"}, {}):
+        response = case.call(headers=headers)
+        assert response.status_code < 500, (case.method, case.path, response.text)
