@@ -85,7 +85,7 @@ def run(
         family="transfer",
         dataset=second.label,
         parent=("autoencoder", report.production["autoencoder"]),
-        params={"epochs": max(epochs // 2, 1)},
+        params={"epochs": epochs * 2},
         seed=seed,
         description="demo: fine-tuned on the summer users",
     )

@@ -84,6 +84,37 @@ def place_metrics(
     }
 
 
+RATED_BUCKETS = ((1, 3, "1–3 ratings (cold start)"), (4, 7, "4–7 ratings"), (8, 29, "8+ ratings"))
+
+
+def slice_labels(truth: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+    """Each test user's bucket in every slicing: ratings they gave, their taste segment."""
+    from core.generator import taste_segment
+
+    n_rated = visible.sum(axis=1)
+    rated = np.empty(len(truth), dtype=object)
+    for low, high, label in RATED_BUCKETS:
+        rated[(n_rated >= low) & (n_rated <= high)] = label
+    return {"ratings given": rated, "taste segment": taste_segment(truth)}
+
+
+def slice_metrics(
+    pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, hidden: np.ndarray
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Rating and ranking metrics per bucket of each slicing, with the users it holds."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for slicing, labels in slice_labels(truth, visible).items():
+        buckets: dict[str, dict[str, float]] = {}
+        for label in sorted({str(x) for x in labels if x is not None}):
+            rows = labels == label
+            m: dict[str, float] = {"users": float(rows.sum())}
+            m.update(rating_metrics(pred[rows], truth[rows], hidden[rows]))
+            m.update(ranking_metrics(pred[rows], truth[rows], visible[rows], hidden[rows]))
+            buckets[label] = {k: round(float(v), 6) for k, v in m.items()}
+        out[slicing] = buckets
+    return out
+
+
 def evaluate(
     model: Family,
     ratings: np.ndarray,
@@ -92,15 +123,22 @@ def evaluate(
     seed: int = 0,
     config: ranking.RankingConfig | None = None,
     places: bool = True,
-) -> dict[str, float]:
+    with_slices: bool = False,
+) -> dict[str, Any]:
+    """Metrics of ``model`` on the split's test users (with ``__slices__`` if asked)."""
     truth = ratings[split.test]
     inputs = np.where(split.visible, truth, 0.0)
     pred = model.predict(inputs, split.visible)
     metrics: dict[str, Any] = {}
     metrics.update(rating_metrics(pred, truth, split.hidden))
     metrics.update(ranking_metrics(pred, truth, split.visible, split.hidden))
+    metrics["__slices__"] = slice_metrics(pred, truth, split.visible, split.hidden)  # type: ignore[assignment]
     if places:
         metrics.update(
             place_metrics(final_scores(inputs, split.visible, pred), seed=seed, config=config)
         )
-    return {k: round(float(v), 6) for k, v in metrics.items()}
+    slices = metrics.pop("__slices__")
+    out: dict[str, Any] = {k: round(float(v), 6) for k, v in metrics.items()}
+    if with_slices:
+        out["__slices__"] = slices
+    return out

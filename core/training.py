@@ -141,7 +141,10 @@ def train(
     )
 
     progress(0.8, "evaluating on held-out users")
-    metrics = evaluation.evaluate(instance, ratings, split, seed=seed, config=config)
+    metrics = evaluation.evaluate(
+        instance, ratings, split, seed=seed, config=config, with_slices=True
+    )
+    slices = metrics.pop("__slices__")
     if history.get("val_loss"):
         metrics["validation_loss"] = round(float(min(history["val_loss"])), 6)
     baseline: dict[str, float] = {}
@@ -163,6 +166,7 @@ def train(
         "split": {**split.describe(), "seed": seed},
         "baseline": baseline,
         "cross_validation": cv,
+        "slices": slices,
     }
     with artifacts.staging_dir() as staged:
         instance.save(staged)

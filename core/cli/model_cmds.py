@@ -48,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_recommend)
 
+    p = sub.add_parser("report", help="a version's evidence pack as one self-contained HTML")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=_report)
+
 
 def parse_params(items: list[str]) -> dict[str, str]:
     params: dict[str, str] = {}
@@ -211,4 +217,14 @@ def _recommend(args: argparse.Namespace) -> int:
                 for i, r in enumerate(rows)
             ],
         )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    ready()
+    from core import report
+
+    if args.out.suffix.lower() not in (".html", ".htm"):
+        raise BadInput(f"--out must end in .html, got {args.out.name!r}")
+    print_json(report.write(args.name, args.version, args.out))
     return 0

@@ -21,12 +21,12 @@ class Transfer(Autoencoder):
     name = "transfer"
     defaults: ClassVar[dict[str, Any]] = {
         "dropout_rate": 0.1,
-        "learning_rate": 0.0005,
-        "epochs": 15,
-        "batch_size": 256,
+        "learning_rate": 0.002,
+        "epochs": 30,
+        "batch_size": 128,
         "noise_rate": 0.3,
-        "patience": 3,
-        "freeze_encoder": True,
+        "patience": 4,
+        "freeze_encoder": False,
     }
     parent: Autoencoder | None = None
 

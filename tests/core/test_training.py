@@ -92,7 +92,7 @@ def test_transfer_records_parent_and_freezes_encoder(sqlite_backend):
         family="transfer",
         dataset=second,
         parent=(parent.model, parent.version),
-        params={"epochs": 2},
+        params={"epochs": 2, "freeze_encoder": "true"},
     ).version
     assert child.model == parent.model and child.parent == (parent.model, parent.version)
     assert (
