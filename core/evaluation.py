@@ -98,6 +98,52 @@ def slice_labels(truth: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray
     return {"ratings given": rated, "taste segment": taste_segment(truth)}
 
 
+def per_user_ndcg5(
+    pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, hidden: np.ndarray
+) -> np.ndarray:
+    """NDCG@5 of each user (NaN for a user with no held-out liked category)."""
+    relevant = hidden & (truth >= LIKED)
+    scores = np.where(visible, -np.inf, pred)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    hits = np.take_along_axis(relevant, top, axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, 7))
+    n_rel = relevant.sum(axis=1)
+    idcg = np.cumsum(discounts)[np.clip(np.minimum(n_rel, 5) - 1, 0, 4)]
+    return np.where(n_rel > 0, (hits * discounts).sum(axis=1) / idcg, np.nan)
+
+
+def slice_cells(
+    pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, hidden: np.ndarray
+) -> list[dict[str, Any]]:
+    """Sums per cell of the cross of all slicings, so any union of cells can be re-aggregated.
+
+    Comparing versions slice by slice needs this: when a regression sits in one slice, the
+    cells of that slice are set aside and the other slicings are judged on the rest.
+    """
+    labels = slice_labels(truth, visible)
+    ndcg = per_user_ndcg5(pred, truth, visible, hidden)
+    sq = np.where(hidden, (pred - truth) ** 2, 0.0)
+    keys = list(labels)
+    combos: dict[tuple[str, ...], list[int]] = {}
+    for i, combo in enumerate(zip(*(labels[k] for k in keys), strict=True)):
+        combos.setdefault(tuple(str(c) for c in combo), []).append(i)
+    cells = []
+    for combo, rows_list in sorted(combos.items()):
+        rows = np.asarray(rows_list)
+        ranked = rows[~np.isnan(ndcg[rows])]
+        cells.append(
+            {
+                **dict(zip(keys, combo, strict=True)),
+                "users": len(rows),
+                "rank_users": len(ranked),
+                "ndcg@5_sum": round(float(ndcg[ranked].sum()), 6),
+                "sse": round(float(sq[rows].sum()), 6),
+                "n_ratings": int(hidden[rows].sum()),
+            }
+        )
+    return cells
+
+
 def slice_metrics(
     pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, hidden: np.ndarray
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -132,12 +178,16 @@ def evaluate(
     metrics: dict[str, Any] = {}
     metrics.update(rating_metrics(pred, truth, split.hidden))
     metrics.update(ranking_metrics(pred, truth, split.visible, split.hidden))
-    metrics["__slices__"] = slice_metrics(pred, truth, split.visible, split.hidden)  # type: ignore[assignment]
+    if with_slices:
+        metrics["__slices__"] = {  # type: ignore[assignment]
+            "marginals": slice_metrics(pred, truth, split.visible, split.hidden),
+            "cells": slice_cells(pred, truth, split.visible, split.hidden),
+        }
     if places:
         metrics.update(
             place_metrics(final_scores(inputs, split.visible, pred), seed=seed, config=config)
         )
-    slices = metrics.pop("__slices__")
+    slices = metrics.pop("__slices__", None)
     out: dict[str, Any] = {k: round(float(v), 6) for k, v in metrics.items()}
     if with_slices:
         out["__slices__"] = slices

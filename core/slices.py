@@ -9,6 +9,7 @@ grid over the logged request locations, grouped in SQL.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -36,6 +37,20 @@ class SliceDelta:
     worse: bool
 
 
+STAT_KEYS = {"users", "rank_users", "ndcg@5_sum", "sse", "n_ratings"}
+CELL_METRICS = ("ndcg@5", "rmse")
+
+
+def _aggregate(cells: list[dict], metric: str) -> tuple[float, int]:
+    """(value, users it rests on) of ``metric`` over a set of cells."""
+    if metric == "ndcg@5":
+        users = sum(c["rank_users"] for c in cells)
+        return (sum(c["ndcg@5_sum"] for c in cells) / users if users else float("nan")), users
+    ratings = sum(c["n_ratings"] for c in cells)
+    users = sum(c["users"] for c in cells)
+    return (math.sqrt(sum(c["sse"] for c in cells) / ratings) if ratings else float("nan")), users
+
+
 def compare_versions(
     candidate: VersionInfo,
     reference: VersionInfo | None = None,
@@ -46,26 +61,70 @@ def compare_versions(
 ) -> list[SliceDelta]:
     """Per-slice ``metric`` of a candidate against a reference (production by default).
 
-    A slice is flagged when the candidate is worse by more than ``margin`` there, counting
-    only slices with at least ``min_users`` test users on both sides (fewer is noise).
+    Slices are flagged one at a time, worst total loss (users × drop) first; after each,
+    its users are set aside and the other slices are judged on the users left. A regression
+    among cold-start users therefore flags that slice, not also every taste segment that
+    happens to contain cold-start users. Slices with fewer than ``min_users`` test users on
+    either side are never flagged.
     """
+    if metric not in CELL_METRICS:
+        raise BadInput(f"slices compare {' or '.join(CELL_METRICS)}, not {metric!r}")
     if reference is None:
         reference = registry.find_version(candidate.model, "production")
-        if reference is None:
+        if reference is None or reference.version == candidate.version:
             return []
-    ours = candidate.metadata.get("slices") or {}
-    theirs = reference.metadata.get("slices") or {}
+    ours = candidate.metadata.get("slice_cells") or []
+    theirs = reference.metadata.get("slice_cells") or []
+    if not ours or not theirs:
+        return []
     higher = HIGHER_IS_BETTER.get(metric, True)
-    rows = []
-    for slicing, buckets in ours.items():
-        for bucket, m in buckets.items():
-            other = theirs.get(slicing, {}).get(bucket)
-            if other is None or metric not in m or metric not in other:
+    slicings = [k for k in ours[0] if k not in STAT_KEYS]
+
+    def judge(
+        slicing: str, bucket: str, skip: list[tuple[str, str]]
+    ) -> tuple[float, float, int] | None:
+        def keep(c: dict) -> bool:
+            return c.get(slicing) == bucket and not any(c.get(a) == b for a, b in skip)
+
+        a, na = _aggregate([c for c in ours if keep(c)], metric)
+        b, nb = _aggregate([c for c in theirs if keep(c)], metric)
+        if math.isnan(a) or math.isnan(b):
+            return None
+        return a, b, min(na, nb)
+
+    buckets = sorted({(k, str(c[k])) for c in ours for k in slicings})
+    flagged_buckets: list[tuple[str, str]] = []
+    while True:
+        worst: tuple[float, tuple[str, str]] | None = None
+        for slicing, bucket in buckets:
+            if (slicing, bucket) in flagged_buckets:
                 continue
-            delta = m[metric] - other[metric]
-            users = int(min(m.get("users", 0), other.get("users", 0)))
-            worse = users >= min_users and (delta < -margin if higher else delta > margin)
-            rows.append(SliceDelta(slicing, bucket, users, m[metric], other[metric], delta, worse))
+            got = judge(slicing, bucket, flagged_buckets)
+            if got is None or got[2] < min_users:
+                continue
+            delta = got[0] - got[1]
+            loss = -delta if higher else delta
+            if loss > margin and (worst is None or loss * got[2] > worst[0]):
+                worst = (loss * got[2], (slicing, bucket))
+        if worst is None:
+            break
+        flagged_buckets.append(worst[1])
+    rows = []
+    for slicing, bucket in buckets:
+        got = judge(slicing, bucket, [])
+        if got is None:
+            continue
+        rows.append(
+            SliceDelta(
+                slicing,
+                bucket,
+                got[2],
+                got[0],
+                got[1],
+                got[0] - got[1],
+                (slicing, bucket) in flagged_buckets,
+            )
+        )
     return rows
 
 
@@ -120,7 +179,7 @@ def traffic_by_area(
         cell_lat.label("cell_lat"),
         cell_lng.label("cell_lng"),
         func.count(),
-        func.sum(func.coalesce(func.length(t.error), 0) > 0),
+        func.count(t.error),
         func.avg(t.latency_ms),
     ).where(t.ts >= since, t.ts < until, t.lat.is_not(None))
     if model is not None:

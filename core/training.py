@@ -166,7 +166,8 @@ def train(
         "split": {**split.describe(), "seed": seed},
         "baseline": baseline,
         "cross_validation": cv,
-        "slices": slices,
+        "slices": slices["marginals"],
+        "slice_cells": slices["cells"],
     }
     with artifacts.staging_dir() as staged:
         instance.save(staged)
