@@ -24,13 +24,14 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, monitoring, predict
+from core import bootstrap, monitoring, predict, resources
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.config import get_settings
 from core.errors import CoreError
@@ -174,6 +175,8 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         ["model", "version", "variant"],
         registry=metrics_registry,
     )
+    ProcessCollector(registry=metrics_registry)  # CPU seconds, resident memory, open files
+    sampler = resources.Sampler("api")
     catalog = Catalog()
     logger = PredictionLogger(registry=metrics_registry)
     keys = [k.encode() for k in _api_keys()]
@@ -184,9 +187,11 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         if start_background:
             catalog.start()
             logger.start()
+            sampler.start()
         else:
             catalog.refresh()
         yield
+        sampler.stop()
         catalog.stop()
         logger.stop()
 

@@ -141,3 +141,16 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
     catalog.refresh()
     assert "kept the previous versions" in served.get("/health").json()["errors"]["autoencoder"]
     assert served.post("/recommend", json=BODY, headers=KEY).json()["version"] == "1.0.0"
+
+
+def test_resources_are_sampled_and_exported(served):
+    import datetime as dt
+
+    from core import resources
+
+    sample = resources.Sampler("api").record()
+    assert sample.rss_mb > 10 and sample.peak_rss_mb >= sample.rss_mb * 0.5
+    frame = resources.history(since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    assert list(frame["kind"]) == ["api"] and frame["rss_mb"].iloc[0] > 10
+    metrics = served.get("/metrics").text
+    assert "process_resident_memory_bytes" in metrics and "process_cpu_seconds_total" in metrics

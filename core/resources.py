@@ -1,0 +1,141 @@
+"""CPU and memory of the long-running processes (API, worker), sampled into the database.
+
+Each process runs a sampler thread that every ``interval`` seconds records its CPU share
+(process CPU time over wall time since the last sample, so 2.0 means two cores busy) and
+its resident memory, read from ``/proc`` — no extra dependency. The Monitoring page plots them
+beside latency; ``/metrics`` exposes the same figures through prometheus_client's process
+collector.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import resource as _resource
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Float, Index, Integer, String, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime, transaction, utcnow
+
+log = logging.getLogger(__name__)
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class ResourceSampleRow(Base):
+    __tablename__ = "resource_samples"
+    __table_args__ = (Index("ix_resource_samples_kind_ts", "kind", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))  # api | worker
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    cpu: Mapped[float] = mapped_column(Float)  # cores busy
+    rss_mb: Mapped[float] = mapped_column(Float)
+    peak_rss_mb: Mapped[float] = mapped_column(Float)
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process in MB."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    return _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+@dataclass(frozen=True)
+class Sample:
+    ts: dt.datetime
+    cpu: float
+    rss_mb: float
+    peak_rss_mb: float
+
+
+class Sampler:
+    """Records samples of this process until stopped; a failed write is skipped, not fatal."""
+
+    def __init__(self, kind: str, interval: float = 15.0) -> None:
+        self.kind, self.interval = kind, interval
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._last = (time.monotonic(), cpu_seconds())
+
+    def sample(self) -> Sample:
+        now, cpu = time.monotonic(), cpu_seconds()
+        wall = max(now - self._last[0], 1e-6)
+        share = (cpu - self._last[1]) / wall
+        self._last = (now, cpu)
+        return Sample(utcnow(), share, rss_mb(), peak_rss_mb())
+
+    def record(self) -> Sample:
+        s = self.sample()
+        with transaction() as session:
+            session.execute(
+                insert(ResourceSampleRow.__table__),
+                [
+                    {
+                        "ts": s.ts,
+                        "kind": self.kind,
+                        "host": socket.gethostname()[:128],
+                        "pid": os.getpid(),
+                        "cpu": s.cpu,
+                        "rss_mb": s.rss_mb,
+                        "peak_rss_mb": s.peak_rss_mb,
+                    }
+                ],
+            )
+        return s
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.interval):
+            try:
+                self.record()
+            except Exception as exc:  # noqa: BLE001 - monitoring must not stop the service
+                log.warning("resource sample not recorded: %s", exc)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"{self.kind}-resources", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+def history(
+    *, since: dt.datetime, until: dt.datetime | None = None, kind: str | None = None
+) -> pd.DataFrame:
+    q = select(
+        ResourceSampleRow.ts,
+        ResourceSampleRow.kind,
+        ResourceSampleRow.host,
+        ResourceSampleRow.pid,
+        ResourceSampleRow.cpu,
+        ResourceSampleRow.rss_mb,
+        ResourceSampleRow.peak_rss_mb,
+    ).where(ResourceSampleRow.ts >= since)
+    if until is not None:
+        q = q.where(ResourceSampleRow.ts < until)
+    if kind is not None:
+        q = q.where(ResourceSampleRow.kind == kind)
+    with transaction(write=False) as s:
+        rows = s.execute(q.order_by(ResourceSampleRow.ts)).all()
+    return pd.DataFrame(rows, columns=["ts", "kind", "host", "pid", "cpu", "rss_mb", "peak_rss_mb"])
