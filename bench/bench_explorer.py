@@ -14,9 +14,8 @@ import argparse
 import datetime as dt
 import time
 
-from common import scratch_registry, table
-
 import numpy as np
+from common import scratch_registry, table
 
 
 def main() -> None:
