@@ -184,7 +184,12 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
 def _header_problems(header: list[str]) -> list[Problem]:
     seen: set[str] = set()
     problems = []
-    for name in header:
+    for position, name in enumerate(header, start=1):
+        if not name:
+            problems.append(
+                Problem(None, "blank_column", f"column {position} of the header has no name")
+            )
+            continue
         if name in seen:
             problems.append(Problem(name, "duplicate_column", f"column {name!r} appears twice"))
         seen.add(name)
