@@ -1,4 +1,4 @@
-"""Property-based tests: the ranking's invariants and ingest's all-or-nothing, on generated input."""
+"""Property-based tests: ranking invariants and all-or-nothing ingest on generated input."""
 
 from __future__ import annotations
 
