@@ -98,6 +98,12 @@ def _check(frame: pd.DataFrame, columns: Sequence[str], side: str, numeric: set[
                 f"column {c!r} of the {side} data holds text, e.g. {frame[c].iloc[row]!r} "
                 f"in row {row + 1}"
             )
+        if frame[c].isna().any():
+            row = int(np.flatnonzero(frame[c].isna().to_numpy())[0])
+            raise BadInput(
+                f"column {c!r} of the {side} data has {int(frame[c].isna().sum())} empty "
+                f"value(s), e.g. in row {row + 1}"
+            )
         if not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
             raise BadInput(f"column {c!r} of the {side} data holds infinite values")
         if values.notna().sum() == 0:

@@ -48,7 +48,8 @@ def read_table(path: Path, side: str) -> pd.DataFrame:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path)
+            # Only an empty cell is missing; "n/a" or "NaN" typed into a rating is text.
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         else:
             raise BadInput(f"{side} file {path.name} must be .csv or .parquet")
     except pd.errors.EmptyDataError as exc:
@@ -86,7 +87,15 @@ def _drift(args: argparse.Namespace) -> int:
             raise BadInput(
                 f"{side} file {name.name} lacks the column(s) {', '.join(map(repr, missing))}"
             )
-    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(reference[c])]
+    # Numeric when either file holds numbers there (or it is a rating column): text on the
+    # other side is then an error naming the column, not a silent categorical comparison.
+    numeric = [
+        c
+        for c in columns
+        if c in CATEGORIES
+        or pd.api.types.is_numeric_dtype(reference[c])
+        or pd.api.types.is_numeric_dtype(current[c])
+    ]
     categorical = [c for c in columns if c not in numeric]
     result = drift.compute(
         reference, current, numeric=numeric, categorical=categorical, html=args.html is not None
