@@ -35,6 +35,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "error_rate": 0.05,  # over the checked window
     "latency_p99_ms": 250.0,
     "min_requests": 50,  # below this a window's rates are noise
+    # Below this many rows a distance of 0.1 is within sampling noise for many columns, so
+    # the share of drifted columns says little; per-feature alerts (0.3) still fire.
+    "min_rows_for_share": 1000,
 }
 KINDS = ("drift_share", "feature_drift", "error_rate", "latency_p99_ms")
 
@@ -165,11 +168,18 @@ def raise_alert(
 
 
 def check_drift(
-    *, model: str, version: str | None, kind: str, drift_share: float, columns: Mapping[str, Any]
+    *,
+    model: str,
+    version: str | None,
+    kind: str,
+    drift_share: float,
+    columns: Mapping[str, Any],
+    rows: int | None = None,
 ) -> list[Alert]:
     limits = thresholds(model)
     raised = []
-    if drift_share >= limits["drift_share"]:
+    enough = rows is None or rows >= limits["min_rows_for_share"]
+    if enough and drift_share >= limits["drift_share"]:
         a = raise_alert(
             model=model,
             version=version,

@@ -119,6 +119,7 @@ def store(
             kind=kind,
             drift_share=record.drift_share,
             columns=record.columns,
+            rows=record.n_current,
         )
     return record
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import os
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -52,11 +54,23 @@ class PredictionRecord:
     error: str | None = None
     user_id: str | None = None
     ts: dt.datetime = field(default_factory=utcnow)
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=lambda: time_ordered_id())
 
     def row(self) -> dict[str, Any]:
         # A shallow copy: dataclasses.asdict deep-copies every list and costs 5× the insert.
         return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+def time_ordered_id() -> str:
+    """A UUID whose first 48 bits are the time in milliseconds (the layout of UUIDv7).
+
+    Random UUIDs land all over the unique index of the log, which slows inserts as the log
+    grows; ids that increase with time append at the end of it, so the write rate stays flat.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
