@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "core.cli.data_cmds",
     "core.cli.model_cmds",
     "core.cli.demo_cmds",
+    "core.cli.monitor_cmds",
+    "core.cli.jobs_cmds",
 )
 
 
