@@ -1,0 +1,370 @@
+"""Every cached call of the dashboard, in one place.
+
+* ``st.cache_resource``: start-up work done once per process and registry (schema, first admin).
+* ``st.cache_data``: query results. Registry reads live briefly (``REGISTRY_TTL``) and are
+  cleared by :func:`registry_changed` after every write, so the page that made a change shows
+  it at once; other sessions see it within the TTL, and a promotion from a stale page is
+  refused by ``core`` (``expected_revision``) with a message saying why.
+  Results that depend only on immutable things (a version number, a dataset version) are
+  kept longer.
+
+Each cached function takes ``registry_key`` (the database and artifact locations) as its
+first argument, so two registries in one process (tests, benchmarks) never share entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import artifacts, audit, bootstrap, comparison, datasets, registry
+from core.audit_review import AuditReview
+from core.comparison import ListDiff, UserSample
+from core.config import get_settings
+from core.datasets import DatasetInfo
+from core.entities import AuditVerdict, ModelInfo, Page, StageEvent, VersionInfo
+from core.errors import CoreError
+
+log = logging.getLogger(__name__)
+
+REGISTRY_TTL = 15  # seconds
+RESULT_TTL = 3600
+GENERATED = "generated users"
+
+
+def registry_key() -> str:
+    s = get_settings()
+    return f"{s.resolved_database_url()}|{s.database_schema or ''}|{s.artifacts_root}|{s.data_root}"
+
+
+# ------------------------------------------------------------------------ start-up
+
+
+def ensure_ready() -> None:
+    """Schema up to date and a first admin account, once per process and registry."""
+    _ensure_ready(registry_key())
+
+
+@st.cache_resource(show_spinner="Preparing the registry…")
+def _ensure_ready(registry_key: str) -> bool:
+    report = bootstrap.ensure_ready()
+    if report.admin_password:
+        # Printed to the terminal that started the dashboard, never shown in a browser.
+        log.warning(
+            "created user 'admin' with one-time password: %s (change it at first sign-in)",
+            report.admin_password,
+        )
+    return True
+
+
+# ------------------------------------------------------------------------ registry reads
+
+
+def models() -> list[ModelInfo]:
+    return _models(registry_key())
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _models(registry_key: str) -> list[ModelInfo]:
+    return registry.list_models()
+
+
+def model(name: str) -> ModelInfo:
+    return _model(registry_key(), name)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _model(registry_key: str, name: str) -> ModelInfo:
+    return registry.get_model(name)
+
+
+def versions(
+    *,
+    model: str | None = None,
+    stage: str | None = None,
+    family: str | None = None,
+    search: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page[VersionInfo]:
+    return _versions(registry_key(), model, stage, family, search or None, page, page_size)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _versions(
+    registry_key: str,
+    model: str | None,
+    stage: str | None,
+    family: str | None,
+    search: str | None,
+    page: int,
+    page_size: int,
+) -> Page[VersionInfo]:
+    return registry.list_versions(
+        model=model, stage=stage, family=family, search=search, page=page, page_size=page_size
+    )
+
+
+def version(model: str, number: str) -> VersionInfo:
+    return _version(registry_key(), model, number)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _version(registry_key: str, model: str, number: str) -> VersionInfo:
+    return registry.get_version(model, number)
+
+
+def stage_holder(model: str, stage: str) -> VersionInfo | None:
+    return _stage_holder(registry_key(), model, stage)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _stage_holder(registry_key: str, model: str, stage: str) -> VersionInfo | None:
+    return registry.find_version(model, stage)
+
+
+def newest(model: str, stage: str | None = None) -> VersionInfo | None:
+    """The most recently registered version of a model (in ``stage``, if given)."""
+    page = versions(model=model, stage=stage, page_size=1)
+    return page.items[0] if page.items else None
+
+
+def timeline(model: str) -> list[StageEvent]:
+    return _timeline(registry_key(), model)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _timeline(registry_key: str, model: str) -> list[StageEvent]:
+    return registry.timeline(model)
+
+
+def recent_events(limit: int = 10) -> list[StageEvent]:
+    """The newest stage events of all models."""
+    return _recent_events(registry_key(), limit)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _recent_events(registry_key: str, limit: int) -> list[StageEvent]:
+    return registry.timeline(limit=limit)
+
+
+def production_history(model: str) -> list[tuple[str, Any, Any]]:
+    return _production_history(registry_key(), model)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _production_history(registry_key: str, model: str) -> list[tuple[str, Any, Any]]:
+    return registry.production_history(model)
+
+
+def verdicts(model: str, number: str) -> list[AuditVerdict]:
+    return _verdicts(registry_key(), model, number)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _verdicts(registry_key: str, model: str, number: str) -> list[AuditVerdict]:
+    return audit.verdicts(model, number)
+
+
+def artifact_status(v: VersionInfo) -> dict[str, str]:
+    """Per-file integrity; hashing large files is slow, so results live for a minute."""
+    return _artifact_status(registry_key(), v.artifact_dir, tuple(sorted(v.files.items())))
+
+
+@st.cache_data(ttl=60, show_spinner="Checking artifact hashes…")
+def _artifact_status(
+    registry_key: str, artifact_dir: str, files: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
+    return artifacts.check(artifact_dir, dict(files))
+
+
+def metric_trend(model: str) -> pd.DataFrame:
+    return _metric_trend(registry_key(), model)
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _metric_trend(registry_key: str, model: str) -> pd.DataFrame:
+    return comparison.metric_trend(model)
+
+
+def baseline() -> VersionInfo | None:
+    return _baseline(registry_key())
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _baseline(registry_key: str) -> VersionInfo | None:
+    return comparison.find_baseline()
+
+
+def registry_changed() -> None:
+    """Forget registry reads after a write, so every page shows the new state."""
+    for fn in (
+        _models,
+        _model,
+        _versions,
+        _version,
+        _stage_holder,
+        _timeline,
+        _recent_events,
+        _production_history,
+        _verdicts,
+        _artifact_status,
+        _metric_trend,
+        _baseline,
+    ):
+        fn.clear()
+
+
+# ------------------------------------------------------------------------ datasets
+
+
+def dataset_list() -> list[DatasetInfo]:
+    return _dataset_list(registry_key())
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner=False)
+def _dataset_list(registry_key: str) -> list[DatasetInfo]:
+    return datasets.list_datasets()
+
+
+def users(source: str, *, generated_n: int = 500, seed: int = 0) -> pd.DataFrame:
+    """The users of a dataset (``name@version``), or generated ones for :data:`GENERATED`."""
+    return _users(registry_key(), source, generated_n, seed)
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=8, show_spinner="Loading users…")
+def _users(registry_key: str, source: str, generated_n: int, seed: int) -> pd.DataFrame:
+    if source == GENERATED:
+        return comparison.generated_users(generated_n, seed=seed)
+    # A dataset version never changes (its SHA-256 is checked on load), so keep it long.
+    return datasets.load_users(datasets.resolve(source))
+
+
+def catalogue_points() -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes and longitudes of every place of the catalogue (a map without tiles)."""
+    return _catalogue_points()
+
+
+@st.cache_resource(show_spinner=False)
+def _catalogue_points() -> tuple[np.ndarray, np.ndarray]:
+    from core import catalogue
+
+    places = catalogue.load()
+    return places.lat.copy(), places.lng.copy()
+
+
+# ------------------------------------------------------------------------ predictions
+
+
+class VersionFailed(CoreError):
+    """A registered version could not be loaded or run (shown on the page like a core error)."""
+
+
+@contextlib.contextmanager
+def _running(what: str) -> Iterator[None]:
+    """Turn an unexpected failure of a model into a message, so one damaged version does not
+    take a whole page down; the traceback goes to the log."""
+    try:
+        yield
+    except CoreError:
+        raise
+    except Exception as exc:
+        log.exception("%s failed", what)
+        raise VersionFailed(
+            f"{what} failed ({type(exc).__name__}: {exc}); the version's files may be damaged "
+            "or written by an incompatible library version"
+        ) from exc
+
+
+def recommend(
+    model: str,
+    number: str,
+    prefs: Sequence[float],
+    lat: float,
+    lng: float,
+    k: int,
+) -> list[Any]:
+    """One user's list from an explicit version number (never "production": it moves)."""
+    return _recommend(
+        registry_key(), model, number, tuple(float(p) for p in prefs), float(lat), float(lng), k
+    )
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=512, show_spinner=False)
+def _recommend(
+    registry_key: str,
+    model: str,
+    number: str,
+    prefs: tuple[float, ...],
+    lat: float,
+    lng: float,
+    k: int,
+) -> list[Any]:
+    from core import predict
+
+    mask = [p > 0 for p in prefs]
+    with _running(f"ranking with {model}@{number}"):
+        return list(predict.recommend(model, number, prefs, mask=mask, lat=lat, lng=lng, k=k))
+
+
+def predicted_categories(model: str, number: str, prefs: Sequence[float]) -> np.ndarray:
+    return _predicted_categories(registry_key(), model, number, tuple(float(p) for p in prefs))
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=512, show_spinner=False)
+def _predicted_categories(
+    registry_key: str, model: str, number: str, prefs: tuple[float, ...]
+) -> np.ndarray:
+    from core import predict
+
+    with _running(f"predicting with {model}@{number}"):
+        out = predict.predict_categories(model, number, np.asarray([prefs], dtype=np.float64))
+    return np.asarray(out, dtype=np.float64)[0]
+
+
+def _sample(source: str, n: int, seed: int, *, stratified: bool) -> UserSample:
+    from core import audit_review
+
+    frame = users(source, generated_n=max(n * 10, 500), seed=seed)
+    if stratified:
+        return audit_review.stratified_sample(frame, n, seed=seed, source=source)
+    return comparison.sample_users(frame, n, seed=seed, source=source)
+
+
+def list_diff(label_a: str, label_b: str, source: str, n: int, k: int, seed: int) -> ListDiff:
+    """The ranked-list difference of two versions given as ``model@version``."""
+    return _list_diff(registry_key(), label_a, label_b, source, n, k, seed)
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=32, show_spinner="Ranking places for the sample…")
+def _list_diff(
+    registry_key: str, label_a: str, label_b: str, source: str, n: int, k: int, seed: int
+) -> ListDiff:
+    model_a, _, number_a = label_a.partition("@")
+    model_b, _, number_b = label_b.partition("@")
+    sample = _sample(source, n, seed, stratified=False)
+    with _running(f"ranking with {label_a} and {label_b}"):
+        return comparison.compare_lists(model_a, number_a, number_b, sample, k=k, model_b=model_b)
+
+
+def audit_review(
+    model: str, number: str, source: str, per_segment: int, k: int, seed: int
+) -> AuditReview:
+    return _audit_review(registry_key(), model, number, source, per_segment, k, seed)
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=16, show_spinner="Ranking places for the sample…")
+def _audit_review(
+    registry_key: str, model: str, number: str, source: str, per_segment: int, k: int, seed: int
+) -> AuditReview:
+    from core import audit_review as review
+
+    sample = _sample(source, per_segment, seed, stratified=True)
+    with _running(f"ranking with {model}@{number}"):
+        return review.review(model, number, sample, k=k)

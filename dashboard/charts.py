@@ -1,0 +1,278 @@
+"""Plotly figures of the dashboard (figures only: the pages decide where they go)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from core.categories import CATEGORIES
+
+# An open map style: tiles from OpenStreetMap's contributors via CARTO, no access token.
+MAP_STYLE = "carto-positron"
+# A style built into plotly: no tiles, nothing fetched.
+OFFLINE_STYLE = "white-bg"
+PALETTE = px.colors.qualitative.Bold
+STAGE_COLOURS = {
+    "production": "#2e7d32",
+    "staging": "#ef6c00",
+    "candidate": "#1565c0",
+    "archived": "#9e9e9e",
+}
+
+
+def _layout(fig: go.Figure, height: int = 360, **kwargs: Any) -> go.Figure:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, **kwargs)
+    return fig
+
+
+def loss_curves(history: Mapping[str, Sequence[float]]) -> go.Figure:
+    """Training curves per epoch; validation series dashed beside their training series."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(sorted(history.items())):
+        ys = [float(v) for v in values if isinstance(v, int | float)]
+        if not ys:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(ys) + 1)),
+                y=ys,
+                mode="lines",
+                name=name,
+                line={
+                    "dash": "dash" if name.startswith("val") else "solid",
+                    "color": PALETTE[i % len(PALETTE)],
+                },
+            )
+        )
+    epochs = max((len(v) for v in history.values()), default=1)
+    fig.update_xaxes(title="epoch", dtick=max(1, math.ceil(epochs / 12)))
+    fig.update_yaxes(title="value")
+    return _layout(fig, title="Training history", hovermode="x unified")
+
+
+def metric_bars(long: pd.DataFrame) -> go.Figure:
+    """One panel per metric (each on its own scale), one bar per version."""
+    metrics = list(dict.fromkeys(long["metric"]))
+    wrap = min(3, max(1, len(metrics)))
+    fig = px.bar(
+        long,
+        x="version",
+        y="value",
+        color="version",
+        facet_col="metric",
+        facet_col_wrap=wrap,
+        facet_col_spacing=0.07,
+        facet_row_spacing=0.12,
+        color_discrete_sequence=PALETTE,
+    )
+    fig.update_yaxes(matches=None, showticklabels=True, title=None)
+    fig.update_xaxes(title=None, showticklabels=False)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    rows = math.ceil(len(metrics) / wrap)
+    return _layout(fig, height=260 * rows + 60, showlegend=True)
+
+
+def trend(frame: pd.DataFrame, metric: str, *, production: str | None = None) -> go.Figure:
+    """A metric across every version of a model, in version order, coloured by stage."""
+    data = frame.dropna(subset=[metric])
+    fig = go.Figure(
+        go.Scatter(
+            x=data["version"],
+            y=data[metric],
+            mode="lines+markers",
+            line={"color": "#90a4ae"},
+            marker={
+                "size": [14 if v == production else 8 for v in data["version"]],
+                "color": [STAGE_COLOURS.get(s, "#9e9e9e") for s in data["stage"]],
+                "line": {"width": 1, "color": "white"},
+            },
+            text=data["stage"],
+            hovertemplate="%{x} (%{text})<br>" + metric + " = %{y:.4f}<extra></extra>",
+            name=metric,
+        )
+    )
+    fig.update_xaxes(title="version", type="category")
+    fig.update_yaxes(title=metric)
+    return _layout(fig, title=f"{metric} across versions")
+
+
+def overlap_histogram(overlap: Sequence[float], k: int) -> go.Figure:
+    fig = px.histogram(x=list(overlap), nbins=k + 1, range_x=[-0.05, 1.05])
+    fig.update_xaxes(title=f"overlap@{k} per user")
+    fig.update_yaxes(title="users")
+    return _layout(fig, height=300, bargap=0.1)
+
+
+def category_mix(frame: pd.DataFrame) -> go.Figure:
+    """``category, version, share`` as grouped horizontal bars."""
+    fig = px.bar(
+        frame,
+        y="category",
+        x="share",
+        color="version",
+        barmode="group",
+        orientation="h",
+        color_discrete_sequence=PALETTE,
+    )
+    fig.update_xaxes(tickformat=".0%", title="share of list slots")
+    fig.update_yaxes(title=None, categoryorder="array", categoryarray=list(reversed(CATEGORIES)))
+    n = frame["category"].nunique() if not frame.empty else 1
+    return _layout(fig, height=max(300, 28 * n + 80), legend={"orientation": "h", "y": -0.15})
+
+
+def category_scores(
+    predicted: Mapping[str, np.ndarray], given: Sequence[float] | None = None
+) -> go.Figure:
+    """Predicted 0–5 scores of the 29 categories per version; the user's own ratings as dots."""
+    fig = go.Figure()
+    for i, (label, scores) in enumerate(predicted.items()):
+        fig.add_trace(
+            go.Bar(
+                x=list(CATEGORIES),
+                y=[float(s) for s in scores],
+                name=label,
+                marker_color=PALETTE[i % len(PALETTE)],
+            )
+        )
+    if given is not None:
+        rated = [(c, float(r)) for c, r in zip(CATEGORIES, given, strict=True) if r > 0]
+        if rated:
+            fig.add_trace(
+                go.Scatter(
+                    x=[c for c, _ in rated],
+                    y=[r for _, r in rated],
+                    mode="markers",
+                    name="user's rating",
+                    marker={"symbol": "diamond", "size": 11, "color": "black"},
+                )
+            )
+    fig.update_yaxes(range=[0, 5.2], title="score (0–5)")
+    fig.update_xaxes(tickangle=-45)
+    return _layout(fig, height=400, barmode="group", title="Predicted category scores")
+
+
+def _circle(lat: float, lng: float, radius_m: float, points: int = 72) -> tuple[list, list]:
+    angles = np.linspace(0, 2 * np.pi, points)
+    dlat = radius_m / 6_371_000 * 180 / np.pi
+    dlng = dlat / np.cos(np.radians(lat))
+    return list(lat + dlat * np.sin(angles)), list(lng + dlng * np.cos(angles))
+
+
+def places_map(
+    lists: Mapping[str, Sequence[Any]],
+    *,
+    lat: float,
+    lng: float,
+    radius_m: float = 2000.0,
+    height: int = 520,
+    background: tuple[np.ndarray, np.ndarray] | None = None,
+) -> go.Figure:
+    """The user's location, the search radius and each version's places in its colour.
+
+    With ``background`` (the catalogue's latitudes and longitudes) the map draws no tiles and
+    the places themselves outline the city: it works without internet access.
+    """
+    fig = go.Figure()
+    if background is not None:
+        fig.add_trace(
+            go.Scattermap(
+                lat=background[0],
+                lon=background[1],
+                mode="markers",
+                marker={"size": 4, "color": "#b0bec5", "opacity": 0.6},
+                name="catalogue",
+                hoverinfo="skip",
+            )
+        )
+    cl, cg = _circle(lat, lng, radius_m)
+    fig.add_trace(
+        go.Scattermap(
+            lat=cl,
+            lon=cg,
+            mode="lines",
+            line={"color": "#607d8b", "width": 1},
+            name=f"{radius_m / 1000:g} km radius",
+            hoverinfo="skip",
+        )
+    )
+    for i, (label, items) in enumerate(lists.items()):
+        if not items:
+            continue
+        fig.add_trace(
+            go.Scattermap(
+                lat=[float(r.lat) for r in items],
+                lon=[float(r.lng) for r in items],
+                mode="markers",
+                marker={"size": 14 - min(i, 3) * 2, "color": PALETTE[i % len(PALETTE)]},
+                name=label,
+                text=[
+                    f"{rank}. {html.escape(str(r.name))}<br>{html.escape(str(r.category))}"
+                    f" · score {float(r.score):.3f}"
+                    f" · {float(r.distance_m):.0f} m"
+                    for rank, r in enumerate(items, start=1)
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.add_trace(
+        go.Scattermap(
+            lat=[lat],
+            lon=[lng],
+            mode="markers",
+            marker={"size": 16, "color": "black"},
+            name="user",
+            hoverinfo="name",
+        )
+    )
+    fig.update_layout(
+        map={
+            "style": MAP_STYLE if background is None else OFFLINE_STYLE,
+            "center": {"lat": lat, "lon": lng},
+            "zoom": 13,
+        },
+        legend={"orientation": "h", "y": -0.01, "yanchor": "top", "x": 0},
+    )
+    return _layout(fig, height=height)
+
+
+def production_spans(
+    spans: Sequence[tuple[str, dt.datetime, dt.datetime | None]], *, now: dt.datetime | None = None
+) -> go.Figure:
+    """What was in production when: one bar per production span."""
+    now = now or dt.datetime.now(dt.UTC)
+    frame = pd.DataFrame(
+        [
+            {
+                "version": version,
+                "from": start,
+                "until": end or now,
+                "state": "in production" if end is None else "replaced",
+            }
+            for version, start, end in spans
+        ]
+    )
+    fig = px.timeline(
+        frame,
+        x_start="from",
+        x_end="until",
+        y="version",
+        color="state",
+        color_discrete_map={"in production": STAGE_COLOURS["production"], "replaced": "#78909c"},
+        hover_data={"from": True, "until": True, "state": False},
+    )
+    fig.update_yaxes(
+        type="category",
+        categoryorder="array",
+        categoryarray=list(dict.fromkeys(reversed(frame["version"].tolist()))),
+        title=None,
+    )
+    rows = frame["version"].nunique()
+    return _layout(fig, height=max(220, 40 * rows + 120), title="Production over time")

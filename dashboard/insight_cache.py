@@ -1,0 +1,67 @@
+"""Cached reads for the request explorer and the model report pages.
+
+Explorer pages are cached briefly (the log grows while one looks); slices and reports are
+keyed by version, whose figures never change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from core import explorer, registry, report, resources, slices
+
+TTL = 15
+
+
+@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+def request_page(
+    flt: explorer.RequestFilter, before_id: int | None, size: int
+) -> explorer.RequestPage:
+    return explorer.page(flt, before_id=before_id, size=size)
+
+
+@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+def request_count(flt: explorer.RequestFilter) -> int:
+    return explorer.count(flt)
+
+
+@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+def request_detail(request_id: str) -> explorer.RequestDetail:
+    return explorer.get(request_id)
+
+
+def export_csv(flt: explorer.RequestFilter, limit: int) -> bytes:
+    return "".join(explorer.export_csv(flt, limit=limit)).encode()
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+def slice_deltas(model: str, version: str, metric: str) -> list[slices.SliceDelta]:
+    return slices.compare_versions(registry.get_version(model, version), metric=metric)
+
+
+@st.cache_data(ttl=60, max_entries=32, show_spinner=False)
+def traffic_slices(model: str, slicing: str, days: int) -> pd.DataFrame:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    if slicing == "area of the city":
+        return slices.traffic_by_area(model, since=since)
+    return slices.traffic_by_time_slice(model, slicing, since=since)
+
+
+@st.cache_data(ttl=60, max_entries=32, show_spinner=False)
+def drift_concentration(model: str, days: int) -> pd.DataFrame:
+    return slices.drift_concentration(
+        model, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    )
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+def model_report(model: str, version: str) -> tuple[str, dict]:
+    return report.build(model, version)
+
+
+@st.cache_data(ttl=30, max_entries=8, show_spinner=False)
+def resource_history(hours: int) -> pd.DataFrame:
+    return resources.history(since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours))

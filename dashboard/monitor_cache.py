@@ -1,0 +1,150 @@
+"""Cached reads of the Data drift, Prediction drift and Monitoring pages.
+
+The pages read only what ``core`` stores for them: drift results (one row per computed window,
+without the raw logs) and hourly traffic rollups, never the prediction log itself, so a year of
+history renders in well under a second. New results arrive when the worker or the simulator
+computes them, so these reads live for :data:`MONITOR_TTL` seconds; alerts live briefly and
+are cleared after a resolve, so the operator sees the change at once. A stored drift result
+never changes apart from its report path, so it is kept long.
+
+Like :mod:`dashboard.cache`, each cached function takes ``registry_key`` first, so two
+registries in one process (tests, benchmarks) never share entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import alerts, drift_store, monitoring
+from core.alerts import Alert
+from core.drift_store import DriftRecord
+from core.monitoring import Summary
+from dashboard.cache import RESULT_TTL, registry_key
+
+MONITOR_TTL = 60  # seconds
+ALERTS_TTL = 15
+# Variants shown apart on the Monitoring page; other variants (previews) count in the summary.
+VARIANTS = ("production", "canary")
+TRAFFIC_COLUMNS = [
+    "start",
+    "variant",
+    "requests",
+    "errors",
+    "clicks",
+    "latency_mean_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "error_rate",
+    "click_through",
+]
+
+
+# ------------------------------------------------------------------------ drift
+
+
+def drift_history(model: str, kind: str) -> tuple[list[DriftRecord], pd.DataFrame]:
+    """A model's results of one kind, oldest first, and the long frame the chart draws.
+
+    The records come without their histograms (only one result's are drawn at a time: see
+    :func:`drift_result`).
+    """
+    return _drift_history(registry_key(), model, kind)
+
+
+@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
+def _drift_history(
+    registry_key: str, model: str, kind: str
+) -> tuple[list[DriftRecord], pd.DataFrame]:
+    records = drift_store.history(model, kind)
+    return records, drift_store.history_frame(records)
+
+
+def drift_result(result_id: int) -> DriftRecord:
+    """One stored result with the per-column histograms of both sides."""
+    return _drift_result(registry_key(), result_id)
+
+
+@st.cache_data(ttl=RESULT_TTL, max_entries=64, show_spinner=False)
+def _drift_result(registry_key: str, result_id: int) -> DriftRecord:
+    return drift_store.get(result_id)
+
+
+def drift_report(result_id: int) -> Path:
+    """The Evidently report of a result: the stored file, computed and stored when first asked.
+
+    Not cached: the first call computes for seconds and writes the file; later calls only
+    find it.
+    """
+    path = drift_store.report_html(result_id)
+    _drift_result.clear()  # the stored result now names its report
+    return path
+
+
+def alert_thresholds(model: str) -> dict[str, float]:
+    return _alert_thresholds(registry_key(), model)
+
+
+@st.cache_data(ttl=MONITOR_TTL, show_spinner=False)
+def _alert_thresholds(registry_key: str, model: str) -> dict[str, float]:
+    return alerts.thresholds(model)
+
+
+# ------------------------------------------------------------------------ traffic
+
+
+def traffic(model: str, *, days: int, bucket_hours: int) -> pd.DataFrame:
+    """Traffic of the last ``days`` per bucket and variant (:data:`TRAFFIC_COLUMNS`).
+
+    Buckets are whole UTC hours or days; a variant without requests in the period has no rows.
+    """
+    return _traffic(registry_key(), model, days, bucket_hours)
+
+
+@st.cache_data(ttl=MONITOR_TTL, max_entries=64, show_spinner=False)
+def _traffic(registry_key: str, model: str, days: int, bucket_hours: int) -> pd.DataFrame:
+    until = dt.datetime.now(dt.UTC)
+    since = until - dt.timedelta(days=days)
+    frames = []
+    for variant in VARIANTS:
+        buckets = monitoring.traffic(
+            model, since=since, until=until, bucket_hours=bucket_hours, variant=variant
+        )
+        if buckets:
+            frame = monitoring.traffic_frame(buckets)
+            frame.insert(1, "variant", variant)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=TRAFFIC_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[TRAFFIC_COLUMNS]
+
+
+def summary(model: str, *, hours: int = 24) -> Summary:
+    """Requests, error rate, click-through and latency of the last ``hours`` (all variants)."""
+    return _summary(registry_key(), model, hours)
+
+
+@st.cache_data(ttl=MONITOR_TTL, show_spinner=False)
+def _summary(registry_key: str, model: str, hours: int) -> Summary:
+    return monitoring.summary(model, hours=hours)
+
+
+# ------------------------------------------------------------------------ alerts
+
+
+def open_alerts(model: str) -> list[Alert]:
+    return _open_alerts(registry_key(), model)
+
+
+@st.cache_data(ttl=ALERTS_TTL, show_spinner=False)
+def _open_alerts(registry_key: str, model: str) -> list[Alert]:
+    return alerts.list_alerts(model, status="open")
+
+
+def alerts_changed() -> None:
+    """Forget alert reads after a resolve, so the page shows the new state at once."""
+    _open_alerts.clear()

@@ -1,0 +1,160 @@
+"""Small building blocks the pages share: safe text, stage badges, messages, pickers.
+
+Text that users typed (reasons, comments, descriptions, user ids from datasets) goes through
+:func:`md` before it is placed inside Markdown, and never into HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.entities import ModelInfo, VersionInfo
+from core.errors import CoreError
+
+STAGE_COLOURS = {
+    "production": "green",
+    "staging": "orange",
+    "candidate": "blue",
+    "archived": "gray",
+}
+FLASH_KEY = "ui_flash"
+MODEL_KEY = "ui_model"  # the model last chosen on any page
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$:])")
+
+
+def md(text: object) -> str:
+    """Escape user-supplied text for use inside Markdown (no links, emphasis or HTML)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def badge(stage: str) -> str:
+    """A coloured Markdown badge for a stage name (stage names come from the registry)."""
+    colour = STAGE_COLOURS.get(stage, "gray")
+    return f":{colour}-badge[{md(stage)}]"
+
+
+def when(value: dt.datetime | None) -> str:
+    """A UTC timestamp as people read it."""
+    if value is None:
+        return "—"
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    if value is None:
+        return "never"
+    now = now or dt.datetime.now(dt.UTC)
+    seconds = max(0.0, (now - value).total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def fmt_metric(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "—" if value is None else str(value)
+
+
+# ------------------------------------------------------------------------ messages
+
+
+def flash(kind: str, message: str) -> None:
+    """Show a message on the next run (after a callback changed something)."""
+    st.session_state.setdefault(FLASH_KEY, []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, message in st.session_state.pop(FLASH_KEY, []):
+        {"success": st.success, "error": st.error, "warning": st.warning}.get(kind, st.info)(
+            md(message)
+        )
+
+
+def error(exc: CoreError) -> None:
+    st.error(md(exc))
+
+
+def guarded(action: Callable[[], str | None]) -> bool:
+    """Run a write from a widget callback; flash its outcome or the core's reason for refusing.
+
+    Registry caches are cleared after a successful write, so the run that follows the callback
+    (and every other page) shows the new state.
+    """
+    from dashboard import cache
+
+    try:
+        message = action()
+    except CoreError as exc:
+        flash("error", str(exc))
+        cache.registry_changed()  # a refusal often means the page was stale: re-read
+        return False
+    cache.registry_changed()
+    if message:
+        flash("success", message)
+    return True
+
+
+def act(action: Callable[[], str | None]) -> None:
+    """:func:`guarded`, shaped as a widget callback (``on_click=ui.act, args=(action,)``)."""
+    guarded(action)
+
+
+# ------------------------------------------------------------------------ pickers
+
+
+def default_model(models: Sequence[ModelInfo]) -> str:
+    """The model a first visit is most likely about: one that serves traffic and is not the
+    popularity baseline, the most actively developed first."""
+    ranked = sorted(
+        models,
+        key=lambda m: (m.production is None, m.family == "popularity", -m.version_count, m.name),
+    )
+    return ranked[0].name
+
+
+def pick_model(key: str, models: Sequence[ModelInfo], *, label: str = "Model") -> ModelInfo:
+    """A model selector whose choice follows the user from page to page.
+
+    Streamlit forgets a widget's state when its page is left, so the choice is also kept in
+    :data:`MODEL_KEY` (and in the ``model`` query parameter, for links).
+    """
+    names = [m.name for m in models]
+    if st.session_state.get(key) not in names:
+        wanted = st.session_state.get(MODEL_KEY) or st.query_params.get("model")
+        st.session_state[key] = wanted if wanted in names else default_model(models)
+    name = st.selectbox(label, names, key=key)
+    st.session_state[MODEL_KEY] = name
+    st.query_params["model"] = name
+    return next(m for m in models if m.name == name)
+
+
+def facts(items: Sequence[tuple[str, str]], *, columns: int = 4) -> None:
+    """Short labelled values in a row (smaller than st.metric, for text rather than numbers)."""
+    cols = st.columns(columns)
+    for i, (label, value) in enumerate(items):
+        with cols[i % columns]:
+            st.caption(label)
+            st.markdown(f"**{md(value)}**")
+
+
+def empty_state(message: str) -> None:
+    st.info(message, icon=":material/info:")
+
+
+def metrics_frame(items: Sequence[VersionInfo]) -> pd.DataFrame:
+    from core.comparison import numeric_metrics
+
+    return pd.DataFrame.from_dict(
+        {v.version: numeric_metrics(v.metrics) for v in items}, orient="index"
+    )

@@ -1,0 +1,319 @@
+"""Data drift, Prediction drift and Monitoring under AppTest, on real simulated traffic.
+
+One registry is built per module through ``core`` (a generated dataset, two trained ``svd``
+versions: production and a 30 % canary, and five simulated days with a summer drift episode
+from day 3) and copied for each test, so tests that write (a report, a resolved alert) never
+see each other's changes and the simulation runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core import alerts, auth, drift_store, migrate, monitoring, registry, simulate, training
+from core.auth import SYSTEM
+from core.config import reset_settings
+from core.generator import DriftEpisode
+from tests.conftest import make_env
+from tests.dashboard.builders import create_accounts, ingest_users
+from tests.dashboard.conftest import assert_clean, sign_in
+
+PAGES = {
+    "data": "app_pages/data_drift.py",
+    "prediction": "app_pages/prediction_drift.py",
+    "monitoring": "app_pages/monitoring.py",
+}
+TITLES = {"data": "Data drift", "prediction": "Prediction drift", "monitoring": "Monitoring"}
+MODEL = "recsys"
+QUIET = "popularity"  # in production, but no traffic
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    monkeypatch.delenv("DATABASE_SCHEMA", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("monitor-registry")
+    env, _ = make_env("sqlite", root)
+    with pytest.MonkeyPatch.context() as mp:
+        _use(mp, env)
+        migrate.upgrade()
+        create_accounts()
+        ds = ingest_users(root, n=300)
+        params = {"impute_rounds": 3, "fold_in_rounds": 3}
+        first = training.train(
+            actor=SYSTEM, family="svd", dataset=ds.label, model=MODEL, params={"rank": 3, **params}
+        ).version.version
+        second = training.train(
+            actor=SYSTEM, family="svd", dataset=ds.label, model=MODEL, params={"rank": 5, **params}
+        ).version.version
+        registry.promote(actor=SYSTEM, model=MODEL, version=first, stage="production")
+        registry.promote(actor=SYSTEM, model=MODEL, version=second, stage="staging")
+        registry.update_model(actor=SYSTEM, name=MODEL, canary_share=0.3)
+        quiet = training.train(
+            actor=SYSTEM, family="popularity", dataset=ds.label, model=QUIET
+        ).version.version
+        registry.promote(actor=SYSTEM, model=QUIET, version=quiet, stage="production")
+        simulate.simulate(
+            actor=SYSTEM, model=MODEL, days=5, users_per_day=100, drift=DriftEpisode(3)
+        )
+    reset_settings()  # closes the engine, so the copies below are complete
+    yield root
+
+
+@pytest.fixture
+def simulated(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private copy of the simulated registry; dashboard caches start cold."""
+    root = tmp_path / "registry"
+    shutil.copytree(template, root)
+    env, _ = make_env("sqlite", root)
+    _use(monkeypatch, env)
+    st.cache_data.clear()
+    yield root
+    st.cache_data.clear()
+    reset_settings()
+
+
+def open_page(page: str, user: str = "victor", *, model: str = MODEL) -> AppTest:
+    at = sign_in(user)
+    at.switch_page(PAGES[page]).run()
+    assert_clean(at)
+    assert at.title[0].value == TITLES[page]
+    if at.selectbox and at.selectbox[0].label == "Model" and at.selectbox[0].value != model:
+        at.selectbox[0].select(model).run()
+        assert_clean(at)
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    return " ".join(parts).replace("\\", "")
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures by widget key, as the browser receives them."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        figure = json.loads(element.proto.spec)
+        out[element.proto.id] = figure
+    return out
+
+
+def _figure(at: AppTest, key: str) -> dict:
+    found = [f for k, f in charts(at).items() if key in k]
+    assert len(found) == 1, list(charts(at))
+    return found[0]
+
+
+# ------------------------------------------------------------------------ empty states
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_empty_registry_explains_what_will_appear(dash_registry, page: str) -> None:
+    at = sign_in("victor")
+    at.switch_page(PAGES[page]).run()
+    assert_clean(at)
+    assert at.title[0].value == TITLES[page]
+    assert "python -m core simulate NAME" in _text(at)
+    assert not charts(at)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_model_without_traffic_says_how_to_produce_it(simulated, page: str) -> None:
+    at = open_page(page, model=QUIET)
+    text = _text(at)
+    assert f"python -m core simulate {QUIET}" in text
+    assert not charts(at)
+    if page == "monitoring":
+        assert "No request was logged in the last 24 hours" in text
+
+
+# ------------------------------------------------------------------------ data drift
+
+
+def test_data_drift_page_draws_the_stored_results(simulated) -> None:
+    records = drift_store.history(MODEL, "data")
+    latest = drift_store.get(records[-1].id)
+    assert len(records) == 5
+    at = open_page("data")
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Drift share (latest)"] == f"{latest.drift_share:.0%}"
+    assert metrics["Drifted columns"] == f"{len(latest.drifted_columns)} of 29"
+    assert metrics["Results"] == "5"
+
+    over_time = _figure(at, "over_time")
+    names = [t["name"] for t in over_time["data"]]
+    ranked = sorted(latest.columns, key=lambda c: -latest.columns[c]["score"])
+    assert names == ["drift share", *ranked[:6]]
+    share = over_time["data"][0]
+    assert share["y"] == pytest.approx([r.drift_share for r in records])
+
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["column", "drifted", "method", "score", "threshold"]
+    assert len(table) == 29 and set(table["method"]) == {"wasserstein"}
+    for row in table.itertuples():
+        stored = latest.columns[row.column]
+        assert (row.drifted, row.score, row.threshold) == (
+            stored["drifted"],
+            pytest.approx(stored["score"]),
+            stored["threshold"],
+        )
+    assert list(table["score"]) == sorted(table["score"], reverse=True)
+
+    # Another result and column: the bars are that result's stored histogram, as shares.
+    first = drift_store.get(records[0].id)
+    at.selectbox(key="data_drift_result").select(first.id).run()
+    at.selectbox(key="data_drift_column").select("museums").run()
+    assert_clean(at)
+    bars = _figure(at, "distribution")["data"]
+    stored = first.summaries["museums"]
+    assert [b["x"] for b in bars] == [[f"{v:g}" for v in stored["values"]]] * 2
+    for bar, side in zip(bars, ("reference", "current"), strict=True):
+        counts = stored[side]
+        assert bar["y"] == pytest.approx([c / sum(counts) for c in counts])
+    assert "Reference" in _text(at) and "madrid@1" in _text(at)
+
+    # The chosen columns of the chart follow the multiselect.
+    at.multiselect(key=f"data_drift_features_{MODEL}").set_value(["beaches", "museums"]).run()
+    names = [t["name"] for t in _figure(at, "over_time")["data"]]
+    assert names == ["drift share", "beaches", "museums"]
+
+
+def test_the_summer_episode_shows_in_the_drift_of_its_categories(simulated) -> None:
+    """Days 3 and 4 of the simulation drift on beaches and swimming pools; days 0–2 do not."""
+    records = drift_store.history(MODEL, "data")
+    at = open_page("data")
+    at.multiselect(key=f"data_drift_features_{MODEL}").set_value(["beaches"]).run()
+    beaches = _figure(at, "over_time")["data"][1]["y"]
+    assert max(beaches[:3]) < 0.3 < min(beaches[3:])
+    assert [r.columns["beaches"]["score"] for r in records] == pytest.approx(beaches)
+
+
+def test_evidently_report_on_demand(simulated: Path) -> None:
+    at = open_page("data", "ana")
+    assert not at.download_button
+    result_id = at.selectbox(key="data_drift_result").value
+    at.button(key="data_drift_report").click().run()
+    assert_clean(at)
+    assert at.status[0].proto.label == "The report is ready"  # type: ignore[attr-defined]
+    stored = drift_store.get(result_id)
+    assert stored.report_path is not None
+    report = simulated / "models" / stored.report_path
+    assert report.stat().st_size > 100_000 and b"swimming pools" in report.read_bytes()
+    assert at.download_button[0].proto.label == "Download the report (HTML)"
+    at.toggle(key="data_drift_show_report").set_value(True).run()
+    assert_clean(at)
+    frames = at.get("iframe")
+    assert len(frames) == 1
+
+    # Another session finds the stored file: no computing, the button only opens it.
+    again = open_page("data", "victor")
+    assert again.button(key="data_drift_report").proto.label == "Open the report"
+
+
+# ------------------------------------------------------------------------ prediction drift
+
+
+def test_prediction_drift_page_draws_scores_and_the_top_category(simulated) -> None:
+    records = drift_store.history(MODEL, "prediction")
+    assert len(records) == 2  # days 3 and 4 against the first three days
+    latest = drift_store.get(records[-1].id)
+    at = open_page("prediction")
+    assert {m.label: m.value for m in at.metric}["Drift share (latest)"] == (
+        f"{latest.drift_share:.0%}"
+    )
+    table = at.dataframe[0].value
+    assert len(table) == 30
+    methods = dict(zip(table["column"], table["method"], strict=True))
+    assert methods.pop("top category") == "jensenshannon"
+    assert set(methods.values()) == {"wasserstein"}
+    assert all(c.startswith("predicted: ") for c in methods)
+
+    at.selectbox(key="prediction_drift_column").select("top category").run()
+    assert_clean(at)
+    bars = _figure(at, "distribution")["data"]
+    stored = latest.summaries["top category"]
+    assert bars[0]["x"] == stored["values"]
+    assert sum(bars[1]["y"]) == pytest.approx(1.0)
+    assert "traffic" in _text(at)  # the reference is a window of the model's own traffic
+
+
+# ------------------------------------------------------------------------ monitoring
+
+
+def test_monitoring_page_shows_traffic_per_variant(simulated) -> None:
+    summary = monitoring.summary(MODEL)
+    at = open_page("monitoring")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Requests"] == f"{summary.requests:,}"
+    assert metrics["Click-through"] == (f"{summary.click_through:.1%}" if summary.requests else "—")
+
+    figures = charts(at)
+    assert len(figures) == 4
+    volume = _figure(at, "volume")["data"]
+    by_variant = {t["name"]: sum(t["y"]) for t in volume if t["type"] == "bar"}
+    assert set(by_variant) == {"production", "canary"}
+    assert sum(by_variant.values()) == 500
+    assert by_variant["canary"] == pytest.approx(150, abs=40)
+    latency = _figure(at, "latency")["data"]
+    assert {t["name"] for t in latency} == {
+        f"{v} {p}" for v in ("production", "canary") for p in ("p50", "p95", "p99")
+    }
+    clicks = _figure(at, "clicks")["data"]
+    assert all(0 < y < 1 for t in clicks for y in t["y"])
+
+    day = len(_figure(at, "errors")["data"][0]["x"])
+    at.segmented_control(key="monitoring_bucket").set_value("hour").run()
+    assert_clean(at)
+    hourly = _figure(at, "errors")["data"][0]["x"]
+    assert len(hourly) > 4 * day  # a busy simulated day has requests in most hours
+    at.segmented_control(key="monitoring_period").set_value("1 year").run()
+    assert_clean(at)
+    assert "this period is shown by day" in _text(at)
+    assert len(_figure(at, "errors")["data"][0]["x"]) == day
+    assert sum(sum(t["y"]) for t in _figure(at, "volume")["data"] if t["type"] == "bar") == 500
+
+
+def test_an_operator_resolves_alerts_and_a_viewer_cannot(simulated) -> None:
+    opened = alerts.list_alerts(MODEL)
+    assert opened, "the drift episode raised alerts"
+    viewer = open_page("monitoring", "victor")
+    assert len(viewer.dataframe[0].value) == len(opened)
+    assert not [b for b in viewer.button if b.key == "monitoring_resolve"]
+    assert "as a viewer you can follow them" in _text(viewer)
+
+    at = open_page("monitoring", "olga")
+    chosen = [a.id for a in opened[:2]]
+    at.multiselect(key="monitoring_resolve_ids").set_value(chosen).run()
+    at.button(key="monitoring_resolve").click().run()
+    assert_clean(at)
+    assert any("Resolved 2 alerts" in s.value for s in at.success)
+    still_open = {a.id for a in alerts.list_alerts(MODEL)}
+    assert still_open == {a.id for a in opened} - set(chosen)
+    resolved = {a.id: a for a in alerts.list_alerts(MODEL, status="resolved")}
+    assert {resolved[i].resolved_by for i in chosen} == {"olga"}
+    assert len(at.dataframe[0].value) == len(opened) - 2
+
+
+def test_a_role_taken_away_meanwhile_is_refused_by_core(simulated) -> None:
+    at = open_page("monitoring", "olga")
+    target = alerts.list_alerts(MODEL)[0].id
+    at.multiselect(key="monitoring_resolve_ids").set_value([target]).run()
+    auth.set_role(actor=SYSTEM, username="olga", role="viewer")
+    at.button(key="monitoring_resolve").click().run()
+    assert not at.exception
+    assert any("may not resolve alerts" in e.value.replace("\\", "") for e in at.error)
+    assert target in {a.id for a in alerts.list_alerts(MODEL)}
