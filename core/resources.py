@@ -120,6 +120,39 @@ class Sampler:
             self.thread.join(timeout=5)
 
 
+class PeakMemory:
+    """The highest resident memory of this process while the block runs, polled in a thread.
+
+    ``ru_maxrss`` only ever grows over the process's life, so it cannot tell one training run
+    from the next; polling ``/proc`` every ``interval`` seconds can, at the cost of missing
+    spikes shorter than the interval.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _poll(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, rss_mb())
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_mb = rss_mb()
+        self._thread = threading.Thread(target=self._poll, name="peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.peak_mb = max(self.peak_mb, rss_mb())
+
+
 def history(
     *, since: dt.datetime, until: dt.datetime | None = None, kind: str | None = None
 ) -> pd.DataFrame:

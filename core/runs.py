@@ -78,6 +78,8 @@ class RunRow(Base):
     outcome: Mapped[str] = mapped_column(Text, default="")
     log: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The worker process's highest resident memory while this run trained (MB).
+    peak_rss_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (
         CheckConstraint(f"trigger IN {TRIGGERS}", name="ck_runs_trigger"),
         CheckConstraint(f"status IN {STATUSES}", name="ck_runs_status"),
@@ -119,6 +121,7 @@ class RunInfo:
     outcome: str = ""
     log: str = ""
     error: str | None = None
+    peak_rss_mb: float | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -160,6 +163,7 @@ class RunInfo:
             "promoted_to": self.promoted_to,
             "outcome": self.outcome,
             "error": self.error,
+            "peak_rss_mb": self.peak_rss_mb,
         }
         if with_log:
             out["log"] = self.log
@@ -198,6 +202,7 @@ def to_info(row: RunRow, *, with_log: bool = True) -> RunInfo:
         outcome=row.outcome or "",
         log=(row.log or "") if with_log else "",
         error=row.error,
+        peak_rss_mb=row.peak_rss_mb,
     )
 
 
@@ -363,6 +368,7 @@ def finish(
     promoted_to: str | None = None,
     outcome: str = "",
     error: str | None = None,
+    peak_rss_mb: float | None = None,
 ) -> RunInfo | None:
     """Close a run this worker owns; None if it is not its run any more."""
     if status not in FINISHED:
@@ -385,6 +391,7 @@ def finish(
         row.promoted_to = promoted_to
         row.outcome = outcome
         row.error = error
+        row.peak_rss_mb = peak_rss_mb
         s.flush()
         return to_info(row)
 

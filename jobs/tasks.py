@@ -34,7 +34,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core import runs, schedules
+from core import resources, runs, schedules
 from core.db import DatabaseUnavailable, utcnow
 from core.errors import CoreError
 from core.runs import RunInfo
@@ -402,7 +402,8 @@ def execute_run(run_id: int) -> None:
         )
         if state.cancel_reason is not None:
             raise RunCancelled(state.cancel_reason)
-        outcome = schedules.execute(run, progress=state.progress)
+        with resources.PeakMemory() as memory:
+            outcome = schedules.execute(run, progress=state.progress)
         status = "succeeded"
         result = {
             "version": outcome.version,
@@ -411,8 +412,12 @@ def execute_run(run_id: int) -> None:
             "gates": outcome.policy.gates,
             "promoted_to": outcome.policy.promoted_to,
             "outcome": outcome.policy.note,
+            "peak_rss_mb": round(memory.peak_mb, 1),
         }
-        state.write(f"finished in {outcome.duration_s:.1f} s: {outcome.policy.note}")
+        state.write(
+            f"finished in {outcome.duration_s:.1f} s, worker memory peaked at "
+            f"{memory.peak_mb:,.0f} MB: {outcome.policy.note}"
+        )
     except RunCancelled as exc:
         result = {"error": f"stopped: {exc}"}
         state.write(f"stopped: {exc}")

@@ -40,7 +40,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import artifacts, bootstrap, leader, registry, runs
+from core import artifacts, bootstrap, leader, registry, resources, runs
 from core.db import DatabaseUnavailable, get_engine, utcnow
 from core.errors import ConfigError, CoreError
 from jobs import tasks
@@ -68,6 +68,8 @@ class Options:
     """How long to wait for the database on start (0: forever)."""
     shutdown_grace_s: float = 20.0
     """How long running trainings get to stop on SIGTERM before they are recorded failed."""
+    resources_s: float = 15.0
+    """Seconds between samples of this process's CPU and memory (the Monitoring page's)."""
 
     @property
     def renew_s(self) -> float:
@@ -134,6 +136,16 @@ class Worker:
         log.info("worker %s starting", self.worker_id)
         if not self.wait_for_database():
             return 0 if self.stop_event.is_set() else 1
+        sampler = resources.Sampler("worker", interval=self.options.resources_s)
+        sampler.start()
+        try:
+            self._loop()
+        finally:
+            sampler.stop()
+        log.info("worker %s stopped (%s)", self.worker_id, self.stop_reason or "done")
+        return 0
+
+    def _loop(self) -> None:
         lock = leader.for_database(self.worker_id, ttl_s=self.options.lease_ttl_s)
         announced = False  # the standby says so once per wait
         while not self.stop_event.is_set():
@@ -150,8 +162,6 @@ class Worker:
                 announced = True
                 log.info("standing by: worker %s runs the schedule", _holder())
             self.stop_event.wait(self.options.standby_s)
-        log.info("worker %s stopped (%s)", self.worker_id, self.stop_reason or "done")
-        return 0
 
     def _lead(self, lock: leader.Leadership) -> None:
         log.info("worker %s leads: running the schedule", self.worker_id)
@@ -289,9 +299,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         help="seconds to wait for the database on start (0: forever)",
     )
     p.add_argument("--shutdown-grace", type=float, default=defaults.shutdown_grace_s)
+    p.add_argument(
+        "--resources",
+        type=float,
+        default=defaults.resources_s,
+        help="seconds between samples of the worker's CPU and memory",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also log APScheduler's chatter")
     args = p.parse_args(argv)
-    for name in ("poll", "sync", "heartbeat", "drift_check", "lease_ttl"):
+    for name in ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if args.concurrency < 1:
@@ -305,6 +321,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         concurrency=args.concurrency,
         db_timeout_s=max(0.0, args.db_timeout),
         shutdown_grace_s=max(0.0, args.shutdown_grace),
+        resources_s=args.resources,
     )
     return options, args.verbose
 

@@ -3,12 +3,13 @@ worker leaves nothing half-made, and of two workers only one runs the schedule."
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 from pathlib import Path
 
 import pytest
 
-from core import alerts, leader, registry, runs, schedules
+from core import alerts, leader, registry, resources, runs, schedules
 from core.auth import SYSTEM
 from core.config import get_settings
 from core.datasets import DatasetInfo
@@ -45,7 +46,7 @@ def test_schedule_produces_candidates_and_manual_run_is_picked_up(
     schedules.set_schedule(
         actor=SYSTEM, model="recsys", family="popularity", every_s=2, dataset=dataset.name
     )
-    worker = workers.start()
+    worker = workers.start("--resources", "0.5")
     done = wait_for(
         lambda: len(_succeeded("recsys", "schedule")) >= 2 and _succeeded("recsys", "schedule"),
         timeout=60,
@@ -59,6 +60,9 @@ def test_schedule_produces_candidates_and_manual_run_is_picked_up(
         assert run.dataset == dataset.label and run.metrics["ndcg@5"] > 0
         assert run.scheduled_for is not None and run.worker_id is not None
         assert "registered" in run.outcome and "100%" in runs.get_run(run.id).log
+        # The worker's memory while it trained: a Python process with NumPy and scikit-learn.
+        assert run.peak_rss_mb is not None and 50 < run.peak_rss_mb < 4000
+        assert "memory peaked at" in runs.get_run(run.id).log
     fires = [r.scheduled_for for r in runs.list_runs(model="recsys", trigger="schedule")]
     assert len(fires) == len(set(fires))
 
@@ -106,6 +110,11 @@ def test_schedule_produces_candidates_and_manual_run_is_picked_up(
     )
     settled = len(runs.list_runs(model="recsys", limit=1000))
     assert schedules.get_schedule("recsys").next_run_at is None
+
+    # Its CPU and memory were sampled all along, for the Monitoring page.
+    samples = resources.history(since=done[0].queued_at - dt.timedelta(minutes=1), kind="worker")
+    assert len(samples) >= 2 and set(samples["pid"]) == {worker.pid}
+    assert (samples["rss_mb"] > 50).all() and (samples["cpu"] >= 0).all()
 
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.log()
