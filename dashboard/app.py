@@ -68,7 +68,9 @@ else:
                 url_path="prediction-drift",
             ),
             _page("monitoring.py", "Monitoring", ":material/monitor_heart:", url_path="monitoring"),
-            _page("explorer.py", "Request explorer", ":material/manage_search:", url_path="explorer"),
+            _page(
+                "explorer.py", "Request explorer", ":material/manage_search:", url_path="explorer"
+            ),
             _page("report.py", "Slices & report", ":material/summarize:", url_path="report"),
         ],
         "Account": account,
