@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Float, Index, Integer, String, insert, select
+from sqlalchemy import Float, Index, Integer, String, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, transaction, utcnow
@@ -172,3 +172,27 @@ def history(
     with transaction(write=False) as s:
         rows = s.execute(q.order_by(ResourceSampleRow.ts)).all()
     return pd.DataFrame(rows, columns=["ts", "kind", "host", "pid", "cpu", "rss_mb", "peak_rss_mb"])
+
+
+def usage(*, since: dt.datetime, bucket: str = "5min") -> pd.DataFrame:
+    """Samples averaged per process and time bucket: mean CPU, highest memory.
+
+    One row per sample is too many points to draw over days (a process samples every 15 s);
+    a bucket keeps the shape and the memory peaks.
+    """
+    frame = history(since=since)
+    if frame.empty:
+        return pd.DataFrame(columns=["ts", "process", "kind", "cpu", "rss_mb"])
+    frame["process"] = frame["kind"] + " " + frame["host"] + ":" + frame["pid"].astype(str)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor(bucket)
+    out = frame.groupby(["process", "kind", "ts"], as_index=False).agg(
+        cpu=("cpu", "mean"), rss_mb=("rss_mb", "max")
+    )
+    return out.sort_values(["process", "ts"], ignore_index=True)
+
+
+def prune(*, before: dt.datetime) -> int:
+    """Delete samples older than ``before``; the number deleted."""
+    with transaction() as s:
+        result = s.execute(delete(ResourceSampleRow).where(ResourceSampleRow.ts < before))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -63,5 +63,7 @@ def model_report(model: str, version: str) -> tuple[str, dict]:
 
 
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)
-def resource_history(hours: int) -> pd.DataFrame:
-    return resources.history(since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours))
+def resource_usage(days: int) -> pd.DataFrame:
+    """CPU and memory of the API and worker processes, in buckets fit for the period."""
+    bucket = "1min" if days <= 1 else "15min" if days <= 7 else "1h"
+    return resources.usage(since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days), bucket=bucket)

@@ -241,3 +241,29 @@ def rate(frame: pd.DataFrame, column: str, title: str, *, limit: float | None = 
         )
     fig.update_yaxes(tickformat=".0%", title=None, rangemode="tozero")
     return _layout(fig, title=title)
+
+
+def resources(frame: pd.DataFrame) -> go.Figure:
+    """CPU (cores busy) above, resident memory below, one colour per process."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for i, (process, part) in enumerate(frame.groupby("process", sort=True)):
+        colour = _colour(str(part["kind"].iloc[0]), i)
+        for row, column in ((1, "cpu"), (2, "rss_mb")):
+            fig.add_trace(
+                go.Scatter(
+                    x=part["ts"],
+                    y=part[column],
+                    mode="lines",
+                    name=str(process),
+                    legendgroup=str(process),
+                    showlegend=row == 1,
+                    line={"color": colour, "width": 1.4},
+                ),
+                row=row,
+                col=1,
+            )
+    fig.update_yaxes(title="CPU (cores)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="memory (MB)", rangemode="tozero", row=2, col=1)
+    return _layout(fig, height=420, title="Service resources (API and worker processes)")

@@ -49,6 +49,8 @@ SYNC_JOB = "planwise:sync"
 DISPATCH_JOB = "planwise:dispatch"
 HEARTBEAT_JOB = "planwise:heartbeat"
 DRIFT_JOB = "planwise:drift"
+PRUNE_JOB = "planwise:prune-resources"
+RESOURCE_RETENTION = dt.timedelta(days=30)
 SCHEDULE_PREFIX = "retrain:"
 # A missed cron fire still runs (once: coalesce) if the worker is back within a day; an
 # interval schedule's missed fire runs if the worker is back before the next one is due.
@@ -350,6 +352,16 @@ def check_drift_alerts() -> None:
         return
     if schedules.retrain_on_drift_alerts():
         context.wake(DISPATCH_JOB)
+
+
+def prune_resources() -> None:
+    """Drop CPU and memory samples older than the retention: a sample every 15 s per process
+    would otherwise grow the table by two million rows a year."""
+    if _current() is None:
+        return
+    dropped = resources.prune(before=utcnow() - RESOURCE_RETENTION)
+    if dropped:
+        log.info("dropped %s resource samples older than %s days", dropped, RESOURCE_RETENTION.days)
 
 
 # ------------------------------------------------------------------------ runs

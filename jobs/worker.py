@@ -251,6 +251,7 @@ def add_housekeeping(scheduler: BackgroundScheduler, options: Options) -> None:
         (tasks.DISPATCH_JOB, "dispatch_queue", options.poll_s),
         (tasks.HEARTBEAT_JOB, "heartbeat", options.heartbeat_s),
         (tasks.DRIFT_JOB, "check_drift_alerts", options.drift_s),
+        (tasks.PRUNE_JOB, "prune_resources", 3600.0),
     ):
         scheduler.add_job(
             f"jobs.tasks:{func}",

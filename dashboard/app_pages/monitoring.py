@@ -15,12 +15,13 @@ import streamlit as st
 
 from core import alerts
 from core.errors import BadInput
-from dashboard import cache, monitor_cache, monitor_charts, session, ui
+from dashboard import cache, insight_cache, monitor_cache, monitor_charts, session, ui
 
 P = "monitoring"  # prefix of this page's state keys
 PERIODS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "1 year": 365}
 BUCKETS = {"hour": 1, "day": 24}
 HOURLY_DAYS = 30  # longer periods by hour would draw thousands of points per line
+RESOURCE_DAYS = 30  # the worker keeps resource samples this long (jobs.tasks)
 RESOLVE = f"{P}_resolve_ids"
 
 actor = session.actor()
@@ -107,6 +108,17 @@ else:
     bottom[1].plotly_chart(
         monitor_charts.rate(frame, "click_through", "Click-through"), key=f"{P}_clicks"
     )
+
+usage = insight_cache.resource_usage(min(days, RESOURCE_DAYS))
+if usage.empty:
+    st.caption(
+        "Service resources: the API (`python -m api`) and the worker (`python -m jobs.worker`) "
+        "sample their CPU and memory every 15 s; none were recorded in this period."
+    )
+else:
+    if days > RESOURCE_DAYS:
+        st.caption(f"Service resources are kept for {RESOURCE_DAYS} days.")
+    st.plotly_chart(monitor_charts.resources(usage), key=f"{P}_resources")
 
 # ------------------------------------------------------------------------ alerts
 

@@ -370,3 +370,39 @@ def test_simulated_traffic_leaves_logs_drift_results_and_alerts(backend, tmp_pat
     assert report.alerts == len(opened)
     subjects = {(a.kind, a.subject) for a in opened}
     assert {("feature_drift", "data:beaches"), ("feature_drift", "data:swimming pools")} <= subjects
+
+
+def test_resource_usage_buckets_per_process_and_prune_keeps_the_recent(backend) -> None:
+    from sqlalchemy import insert
+
+    from core import resources
+    from core.db import transaction, utcnow
+
+    now = utcnow().replace(second=0, microsecond=0)
+    rows = [
+        {
+            "ts": now - dt.timedelta(seconds=s),
+            "kind": kind,
+            "host": "h",
+            "pid": pid,
+            "cpu": cpu,
+            "rss_mb": rss,
+            "peak_rss_mb": rss,
+        }
+        for kind, pid, s, cpu, rss in (
+            ("api", 1, 10, 0.5, 100.0),
+            ("api", 1, 20, 1.5, 300.0),
+            ("worker", 2, 10, 1.0, 900.0),
+            ("worker", 2, 40 * 86400, 1.0, 50.0),  # older than the retention
+        )
+    ]
+    with transaction() as s:
+        s.execute(insert(resources.ResourceSampleRow.__table__), rows)
+    usage = resources.usage(since=now - dt.timedelta(days=1), bucket="1h")
+    by_process = usage.set_index("process")
+    assert set(by_process.index) == {"api h:1", "worker h:2"}
+    assert by_process.loc["api h:1", "cpu"] == pytest.approx(1.0)  # mean of the bucket
+    assert by_process.loc["api h:1", "rss_mb"] == 300.0  # its peak
+    assert resources.prune(before=now - dt.timedelta(days=30)) == 1
+    assert len(resources.history(since=now - dt.timedelta(days=365))) == 3
+    assert resources.usage(since=now + dt.timedelta(days=1)).empty

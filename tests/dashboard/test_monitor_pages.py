@@ -9,7 +9,9 @@ see each other's changes and the simulation runs once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -463,3 +465,20 @@ def test_report_page_compares_slices_and_builds_the_report(simulated) -> None:
     assert at.download_button[0].proto.label == "Download report.html"
     frames = at.get("iframe")
     assert len(frames) == 1
+
+
+def test_monitoring_page_draws_the_services_cpu_and_memory(simulated) -> None:
+    from core import resources
+
+    at = open_page("monitoring")
+    assert "none were recorded in this period" in _text(at)
+    api, worker = resources.Sampler("api"), resources.Sampler("worker")
+    recorded = [api.record(), worker.record(), api.record()]
+    st.cache_data.clear()
+    at = open_page("monitoring")
+    traces = _figure(at, "resources")["data"]
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    assert {t["name"] for t in traces} == {f"api {where}", f"worker {where}"}
+    assert len(traces) == 4  # CPU and memory of each
+    memory = [t for t in traces if t["yaxis"] == "y2" and t["name"].startswith("api")]
+    assert max(memory[0]["y"]) == pytest.approx(max(recorded[0].rss_mb, recorded[2].rss_mb))
