@@ -121,3 +121,6 @@ def test_run_now_from_the_page_is_picked_up_by_the_worker(
     assert "runs the schedule" in text and "No worker is running" not in text
     assert done.version is not None and done.version in text
     assert any("registered" in c.value for c in at.code)
+    assert done.peak_rss_mb is not None and f"{done.peak_rss_mb:,.0f} MB" in text
+    table = next(d.value for d in at.dataframe if "peak memory (MB)" in d.value.columns)
+    assert table.loc[table["run"] == run_id, "peak memory (MB)"].item() == done.peak_rss_mb
