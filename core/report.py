@@ -270,7 +270,7 @@ def build(model: str, version: str) -> tuple[str, dict[str, Any]]:
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>",
         f"<p>{_e(v.description)}</p>",
         "<h2>Lineage</h2>",
-        _table(["", ""], lineage),
+        _table(["", "value"], lineage),
         "<h2>Artifact integrity</h2>",
         _table(
             ["file", "SHA-256", "status"],
