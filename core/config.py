@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         default=None, description="POST every new alert as JSON to this URL (optional)."
     )
+    session_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A dashboard session without activity for this long is signed out.",
+    )
 
     @field_validator("database_url")
     @classmethod

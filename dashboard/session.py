@@ -8,17 +8,21 @@ always the one ``core`` will check.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import streamlit as st
 
 from core import auth
 from core.auth import Actor
+from core.config import get_settings
 from core.errors import NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 
 USER_KEY = "session_username"
+SEEN_KEY = "session_last_seen"
+EXPIRED_KEY = "session_expired"
 
 ROLE_ABILITIES: dict[str, str] = {
     "viewer": "A viewer can look at everything and change nothing.",
@@ -48,6 +52,7 @@ def sign_in(username: str, password: str) -> SignedIn:
     """Check the password with ``core``; raises :class:`core.errors.CoreError` when refused."""
     actor = auth.authenticate(username.strip(), password)
     st.session_state[USER_KEY] = actor.username
+    st.session_state[SEEN_KEY] = time.monotonic()
     log.info("user %s signed in", actor.username)
     return current() or SignedIn(actor, False)
 
@@ -57,11 +62,29 @@ def sign_out() -> None:
         del st.session_state[key]
 
 
+def expired_notice() -> str | None:
+    """Why the last session ended, once: the sign-in page shows it."""
+    return st.session_state.pop(EXPIRED_KEY, None)
+
+
 def current() -> SignedIn | None:
-    """The signed-in account, or None (also when it was disabled or removed meanwhile)."""
+    """The signed-in account, or None (also when it was disabled or removed meanwhile, or the
+    session sat idle for longer than ``SESSION_IDLE_MINUTES``: a dashboard left open on a
+    shared screen must not keep an operator's rights)."""
     username = st.session_state.get(USER_KEY)
     if not username:
         return None
+    idle_limit = get_settings().session_idle_minutes
+    now = time.monotonic()
+    last = st.session_state.get(SEEN_KEY, now)
+    if now - last > idle_limit * 60:
+        sign_out()
+        st.session_state[EXPIRED_KEY] = (
+            f"You were signed out after {idle_limit:g} minutes without activity."
+        )
+        log.info("session of %s expired after %.0f s idle", username, now - last)
+        return None
+    st.session_state[SEEN_KEY] = now
     try:
         info = auth.get_user(username)
     except NotFound:

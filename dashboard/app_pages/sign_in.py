@@ -27,6 +27,8 @@ st.write("Model management and monitoring for the Planwise place recommenders.")
 _, middle, _ = st.columns([1, 2, 1])
 with middle:
     ui.show_flash()
+    if notice := session.expired_notice():
+        st.info(notice, icon=":material/timer_off:")
     with st.form("sign_in_form", border=True):
         st.subheader("Sign in")
         st.text_input("User name", key="sign_in_username", autocomplete="username")

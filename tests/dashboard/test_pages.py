@@ -66,6 +66,29 @@ def test_sign_out_returns_to_sign_in(dash_registry) -> None:
         at.switch_page(PAGES["overview"])
 
 
+def test_an_idle_session_is_signed_out_with_a_notice(
+    dash_registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from core.config import reset_settings
+    from dashboard import session
+
+    monkeypatch.setenv("SESSION_IDLE_MINUTES", "30")
+    reset_settings()
+    at = sign_in("olga")
+    at.session_state[session.SEEN_KEY] = time.monotonic() - 29 * 60  # still active
+    at.run()
+    assert at.title[0].value == "Overview"
+    at.session_state[session.SEEN_KEY] = time.monotonic() - 31 * 60
+    at.run()
+    assert at.title[0].value == "Planwise Monitor"
+    assert any("signed out after 30 minutes without activity" in i.value for i in at.info)
+    assert "olga" not in _sidebar_text(at)
+    at.run()  # the notice is shown once
+    assert not any("without activity" in i.value for i in at.info)
+
+
 def test_first_start_admin_must_change_one_time_password(
     sqlite_backend, caplog: pytest.LogCaptureFixture
 ) -> None:
