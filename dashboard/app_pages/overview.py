@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.entities import ModelInfo
-from dashboard import cache, session, ui
+from dashboard import cache, monitor_cache, session, ui
 
 session.actor()
 st.title("Overview")
@@ -68,12 +68,53 @@ st.dataframe(
     },
 )
 
+
+def _health(m: ModelInfo) -> dict[str, object]:
+    summary = monitor_cache.summary(m.name, hours=24)
+    drift, _ = monitor_cache.drift_history(m.name, "data")
+    latest = drift[-1] if drift else None
+    served = summary.requests > 0
+    return {
+        "model": m.name,
+        "requests": summary.requests,
+        "error rate": summary.error_rate if served else None,
+        "p99 latency (ms)": round(summary.latency_p99_ms, 2) if served else None,
+        "click-through": summary.click_through if served else None,
+        "data drift": latest.drift_share if latest else None,
+        "drift computed": latest.computed_at if latest else None,
+        "open alerts": len(monitor_cache.open_alerts(m.name)),
+    }
+
+
 st.subheader("Serving health, last 24 hours", anchor=False)
-ui.empty_state(
-    "Requests, p95 latency and error rate of each model appear here once the API serves it "
-    "and logs its predictions; drift status and open alerts once the worker has computed its "
-    "first reports (Monitor pages)."
-)
+health = pd.DataFrame([_health(m) for m in models])
+if not health["requests"].any() and health["data drift"].isna().all():
+    ui.empty_state(
+        "Requests, p99 latency and error rate of each model appear here once the API serves it "
+        "(`python -m api`) and logs its predictions; drift status and open alerts once the "
+        "worker has computed its first reports. To see them now, replay generated users: "
+        "`python -m core simulate NAME`."
+    )
+else:
+    alerting = health.loc[health["open alerts"] > 0, "model"].tolist()
+    if alerting:
+        st.warning(
+            "Open alerts on " + ", ".join(ui.md(a) for a in alerting) + " (Monitoring page).",
+            icon=":material/notifications_active:",
+        )
+    st.dataframe(
+        health,
+        hide_index=True,
+        key="overview_health",
+        column_config={
+            "error rate": st.column_config.NumberColumn(format="percent"),
+            "click-through": st.column_config.NumberColumn(format="percent"),
+            "data drift": st.column_config.ProgressColumn(
+                format="percent", min_value=0.0, max_value=1.0, help="Share of drifted columns"
+            ),
+            "drift computed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
 
 st.subheader("Recent stage changes", anchor=False)
 events = cache.recent_events(limit=10)

@@ -482,3 +482,20 @@ def test_monitoring_page_draws_the_services_cpu_and_memory(simulated) -> None:
     assert len(traces) == 4  # CPU and memory of each
     memory = [t for t in traces if t["yaxis"] == "y2" and t["name"].startswith("api")]
     assert max(memory[0]["y"]) == pytest.approx(max(recorded[0].rss_mb, recorded[2].rss_mb))
+
+
+def test_overview_shows_serving_health_drift_and_alerts(simulated) -> None:
+    at = sign_in("victor")
+    assert_clean(at)
+    assert at.title[0].value == "Overview"
+    health = next(d.value for d in at.dataframe if "open alerts" in d.value.columns)
+    health = health.set_index("model")
+    summary = monitoring.summary(MODEL, hours=24)
+    latest = drift_store.history(MODEL, "data")[-1]
+    row = health.loc[MODEL]
+    assert row["requests"] == summary.requests
+    assert row["error rate"] == pytest.approx(summary.error_rate)
+    assert row["data drift"] == pytest.approx(latest.drift_share)
+    assert row["open alerts"] == len(alerts.list_alerts(MODEL)) > 0
+    assert health.loc[QUIET, "requests"] == 0 and health.loc[QUIET, "open alerts"] == 0
+    assert any(MODEL in w.value and "Open alerts" in w.value for w in at.warning)

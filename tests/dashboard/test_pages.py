@@ -173,6 +173,9 @@ def test_overview_shows_each_model_and_recent_changes(populated) -> None:
     assert models.loc[BASELINE, "production"] == populated.baseline
     events = table(at, "when", "model", "reason")
     assert events.iloc[0]["reason"] == "the baseline"
+    # No traffic and no drift result yet: the health section says how they come.
+    assert "python -m core simulate NAME" in " ".join(i.value for i in at.info)
+    assert not [d for d in at.dataframe if "open alerts" in d.value.columns]
 
 
 # ------------------------------------------------------------------------ roles
