@@ -1,9 +1,17 @@
-"""Versioned artifact folders: ``<ARTIFACTS_DIR>/<family>/v<version>/``.
+"""Versioned artifact folders: ``<ARTIFACTS_DIR>/<family>/<model>/v<version>/``.
 
 Files are written to a staging folder on the same file system and moved into place in one
 rename, so a reader never sees half a version. The SHA-256 of every file is recorded in
 ``metadata.json`` and in the registry; :func:`verify` compares them before anything is loaded,
 because joblib and Keras files can run code when unpickled.
+
+``ARTIFACTS_DIR`` may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``, ``memory://``
+in tests). Object stores cannot rename a folder atomically, so there a version is uploaded
+file by file with ``metadata.json`` last, and it only exists for readers once its registry
+row commits (which happens after the upload; a failed commit deletes the upload again, and
+:func:`sweep` moves aside what a killed process left). Models are loaded from a local cache
+of the store (``DATA_DIR/artifact-cache``); every file is checked against its recorded
+SHA-256 when it is copied there and again before each load, exactly as for a local folder.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import PROJECT_ROOT, get_settings
 from core.errors import AlreadyExists, ArtifactIntegrityError, CoreError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
@@ -44,7 +55,34 @@ def sha256_file(path: Path) -> str:
 
 
 def root() -> Path:
+    """The local folder versions are read from (for an object store, its verified cache)."""
     return get_settings().artifacts_root
+
+
+@functools.cache
+def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
+    from fsspec.core import url_to_fs
+
+    try:
+        fs, path = url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise CoreError(f"cannot open the artifact store {url}: {exc}") from exc
+    return fs, path.rstrip("/")
+
+
+def _store() -> tuple[AbstractFileSystem, str, str] | None:
+    """The object store's file system, its base path and URL; None for a local folder."""
+    url = get_settings().artifacts_url
+    if url is None:
+        return None
+    fs, base = _filesystem(url)
+    return fs, base, url
+
+
+def location() -> str:
+    """Where artifacts are kept, for messages and the dashboard."""
+    store = _store()
+    return str(root()) if store is None else store[2]
 
 
 def version_dir_name(family: str, model: str, version: str) -> str:
@@ -101,7 +139,12 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     )
     files[METADATA_FILE] = sha256_file(meta_path)
     _fsync_tree(staged)
+    store = _store()
+    if store is not None:
+        _upload(staged, relative_dir, files, store)
     final = root() / relative_dir
+    if store is not None and final.exists():  # a stale cached copy; the store is the truth
+        _discard(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         raise AlreadyExists(
@@ -112,6 +155,53 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     return Published(relative_dir, files)
 
 
+def _upload(
+    staged: Path,
+    relative_dir: str,
+    files: Mapping[str, str],
+    store: tuple[AbstractFileSystem, str, str],
+) -> None:
+    """Copy a staged version to the object store, ``metadata.json`` last; all or nothing."""
+    fs, base, url = store
+    target = f"{base}/{relative_dir}"
+    try:
+        taken = fs.exists(target)
+    except Exception as exc:  # noqa: BLE001 - any store failure is reported the same way
+        raise CoreError(f"the artifact store {url} cannot be reached: {exc}") from exc
+    if taken:
+        raise AlreadyExists(
+            f"artifact folder {relative_dir} already exists in {url}; "
+            "run `python -m core init` to clear folders the registry lost"
+        )
+    current = ""
+    try:
+        fs.makedirs(target, exist_ok=True)  # a no-op on object stores; folders elsewhere
+        for name in sorted(files, key=lambda n: (n == METADATA_FILE, n)):
+            current = name
+            fs.put_file(str(staged / name), f"{target}/{name}")
+    except Exception as exc:  # noqa: BLE001
+        _remove_remote(fs, target)
+        raise CoreError(
+            f"could not write artifact file {relative_dir}/{current} to {url}: {exc}; "
+            "nothing was registered"
+        ) from exc
+
+
+def _remove_remote(fs: AbstractFileSystem, path: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    except Exception as exc:  # noqa: BLE001 - best effort; sweep() finds what is left
+        log.warning("could not remove %s from the artifact store: %s", path, exc)
+
+
+def _discard(folder: Path) -> None:
+    trash = root() / STAGING / f"discarded-{uuid.uuid4().hex}"
+    trash.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def _fsync_tree(folder: Path) -> None:
     for p in _files_of(folder):
         with open(p, "rb") as fh:
@@ -120,6 +210,9 @@ def _fsync_tree(folder: Path) -> None:
 
 def unpublish(relative_dir: str) -> None:
     """Remove a folder whose registry row was never committed."""
+    store = _store()
+    if store is not None:
+        _remove_remote(store[0], f"{store[1]}/{relative_dir}")
     path = root() / relative_dir
     if path.exists():
         trash = root() / STAGING / f"unpublished-{uuid.uuid4().hex}"
@@ -131,6 +224,9 @@ def unpublish(relative_dir: str) -> None:
 def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
     """Check every recorded file against its SHA-256; return the folder if all match."""
     folder = root() / relative_dir
+    store = _store()
+    if store is not None:
+        _fetch_verified(relative_dir, files, store)
     if not folder.is_dir():
         raise ArtifactIntegrityError(f"artifact folder {relative_dir} is missing")
     for name, expected in sorted(files.items()):
@@ -146,8 +242,48 @@ def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
     return folder
 
 
+def _fetch_verified(
+    relative_dir: str, files: Mapping[str, str], store: tuple[AbstractFileSystem, str, str]
+) -> None:
+    """Bring the cache of a version up to date: files missing there or differing from their
+    recorded hash are downloaded again, and a download that does not match is refused."""
+    fs, base, url = store
+    folder = root() / relative_dir
+    for name, expected in sorted(files.items()):
+        local = folder / name
+        if local.is_file() and sha256_file(local) == expected:
+            continue
+        remote = f"{base}/{relative_dir}/{name}"
+        try:
+            present = fs.exists(remote)
+        except Exception as exc:  # noqa: BLE001
+            raise CoreError(f"the artifact store {url} cannot be reached: {exc}") from exc
+        if not present:
+            raise ArtifactIntegrityError(f"artifact file {relative_dir}/{name} is missing in {url}")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            fs.get_file(remote, str(part))
+            actual = sha256_file(part)
+            if actual != expected:
+                raise ArtifactIntegrityError(
+                    f"artifact file {relative_dir}/{name} in {url} was modified: its SHA-256 "
+                    f"is {actual[:12]}…, the registry recorded {expected[:12]}…"
+                )
+            os.replace(part, local)
+        except ArtifactIntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise CoreError(f"could not read {relative_dir}/{name} from {url}: {exc}") from exc
+        finally:
+            part.unlink(missing_ok=True)
+
+
 def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
     """Per-file integrity status for display: ``ok``, ``missing`` or ``modified``."""
+    store = _store()
+    if store is not None:
+        return _check_remote(relative_dir, files, store)
     folder = root() / relative_dir
     status = {}
     for name, expected in sorted(files.items()):
@@ -159,16 +295,71 @@ def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
     return status
 
 
+def _check_remote(
+    relative_dir: str, files: Mapping[str, str], store: tuple[AbstractFileSystem, str, str]
+) -> dict[str, str]:
+    fs, base, _ = store
+    status = {}
+    for name, expected in sorted(files.items()):
+        remote = f"{base}/{relative_dir}/{name}"
+        if not fs.exists(remote):
+            status[name] = "missing"
+            continue
+        digest = hashlib.sha256()
+        with fs.open(remote, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        status[name] = "ok" if digest.hexdigest() == expected else "modified"
+    return status
+
+
+def store_file(relative: str, local: Path) -> None:
+    """Copy a file written under :func:`root` (a drift report) to the object store, if any,
+    so every replica finds it."""
+    store = _store()
+    if store is not None:
+        fs, base, url = store
+        try:
+            fs.makedirs(f"{base}/{relative}".rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(str(local), f"{base}/{relative}")
+        except Exception as exc:  # noqa: BLE001
+            raise CoreError(f"could not write {relative} to {url}: {exc}") from exc
+
+
+def local_file(relative: str) -> Path | None:
+    """A file kept beside the versions (see :func:`store_file`) as a local path, or None."""
+    path = root() / relative
+    if path.is_file():
+        return path
+    store = _store()
+    if store is None:
+        return None
+    fs, base, _ = store
+    try:
+        if not fs.exists(f"{base}/{relative}"):
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.part")
+        fs.get_file(f"{base}/{relative}", str(part))
+        os.replace(part, path)
+    except Exception as exc:  # noqa: BLE001 - missing is the honest answer
+        log.warning("could not fetch %s from the artifact store: %s", relative, exc)
+        return None
+    return path
+
+
 def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list[str]:
     """Move version folders the registry does not know aside; clear old staging folders.
 
     A process killed between publishing and committing leaves such a folder; nothing reads
     it, but it would block the version number. Returns the folders moved.
     """
+    store = _store()
+    remote_moved = [] if store is None else _sweep_remote(known_dirs, store)
     base = root()
     moved: list[str] = []
     if not base.exists():
-        return moved
+        return remote_moved if store is not None else moved
     for vdir in sorted(base.glob("*/*/v*")):
         rel = vdir.relative_to(base).as_posix()
         if vdir.is_dir() and not rel.startswith(".") and rel not in known_dirs:
@@ -183,6 +374,26 @@ def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list
         for p in staging.iterdir():
             if p.stat().st_mtime < cutoff:
                 shutil.rmtree(p, ignore_errors=True)
+    return remote_moved if store is not None else moved  # the cache's are only copies
+
+
+def _sweep_remote(known_dirs: set[str], store: tuple[AbstractFileSystem, str, str]) -> list[str]:
+    fs, base, url = store
+    moved: list[str] = []
+    try:
+        found = fs.glob(f"{base}/*/*/v*")
+    except Exception as exc:  # noqa: BLE001 - the next start tries again
+        log.warning("could not list the artifact store %s: %s", url, exc)
+        return moved
+    prefix = base.lstrip("/") + "/"
+    for path in sorted(found):
+        rel = path.lstrip("/").removeprefix(prefix)
+        if rel.startswith(".") or rel in known_dirs or not fs.isdir(path):
+            continue
+        dest = f"{base}/{ORPHANS}/{rel.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
+        fs.mv(path, dest, recursive=True)
+        moved.append(rel)
+        log.warning("moved unregistered artifact folder %s/%s to %s", url, rel, dest)
     return moved
 
 

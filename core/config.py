@@ -28,7 +28,10 @@ class Settings(BaseSettings):
         default="sqlite:///data/registry.db",
         description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db.",
     )
-    artifacts_dir: Path = Field(default=Path("models"), description="Root of model artifacts.")
+    artifacts_dir: str = Field(
+        default="models",
+        description="Root of model artifacts: a folder, or an fsspec URL (s3://bucket/prefix).",
+    )
     data_dir: Path = Field(default=Path("data"), description="Datasets and the catalogue.")
     database_schema: str | None = Field(
         default=None,
@@ -76,7 +79,21 @@ class Settings(BaseSettings):
 
     @property
     def artifacts_root(self) -> Path:
-        return _anchor(self.artifacts_dir)
+        """The local folder artifacts are read from: the store itself, or for an object store
+        a cache of verified copies under ``DATA_DIR`` (models are loaded from local files)."""
+        url = self.artifacts_url
+        if url is None:
+            return _anchor(Path(self.artifacts_dir.removeprefix("file://")))
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in url)
+        return self.data_root / "artifact-cache" / safe
+
+    @property
+    def artifacts_url(self) -> str | None:
+        """The object-store URL of the artifacts, or None when they live in a local folder."""
+        value = self.artifacts_dir
+        if "://" in value and not value.startswith("file://"):
+            return value.rstrip("/")
+        return None
 
     @property
     def data_root(self) -> Path:

@@ -131,6 +131,7 @@ def _save_html(record: DriftRecord, html: str) -> DriftRecord:
     tmp = target.with_suffix(".tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, target)
+    artifacts.store_file(relative, target)  # other replicas find it in the object store
     with transaction() as s:
         row = s.get(DriftResultRow, record.id)
         assert row is not None
@@ -306,8 +307,8 @@ def report_html(result_id: int) -> Path:
     """The Evidently report of a stored result, computed from its windows when first asked."""
     record = get(result_id)
     if record.report_path:
-        path = artifacts.root() / record.report_path
-        if path.is_file():
+        path = artifacts.local_file(record.report_path)
+        if path is not None:
             return path
     if record.kind == "data":
         if record.version is None:
