@@ -88,7 +88,10 @@ def test_batch_equals_single_and_reference_in_the_centre(
         expected = ref.recommend(keras_model, scaler, places, u[0], u[1], lats[i], lngs[i], 10)
         assert [r.place_id for r in batch[i]] == [e[0] for e in expected]
         single = predict.recommend(v.model, v.version, u[0], mask=u[1], lat=lats[i], lng=lngs[i])
-        assert single == batch[i]
+        # float32 matrix products of one row and of a batch may differ in the last bits
+        # (BLAS picks kernels by shape); the places and their order may not.
+        assert [r.place_id for r in single] == [r.place_id for r in batch[i]]
+        assert [r.score for r in single] == pytest.approx([r.score for r in batch[i]], rel=1e-6)
 
 
 def test_ranking_engine_equals_reference_on_given_scores(places):
