@@ -29,9 +29,9 @@ from common import ROOT, median, scratch_registry, table
 PAGES = {
     "Overview": "app_pages/overview.py",
     "Models": "app_pages/models.py",
-    "Compare": "app_pages/compare.py",
-    "Preview": "app_pages/preview.py",
-    "Audit": "app_pages/audit.py",
+    "Compare versions": "app_pages/compare.py",
+    "Preview recommendations": "app_pages/preview.py",
+    "Audit a version": "app_pages/audit.py",
     "Deploy": "app_pages/deploy.py",
     "Jobs": "app_pages/jobs.py",
     "Data drift": "app_pages/data_drift.py",
