@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_monitoring import MODEL, PASSWORD, USER, setup_model, store_drift_results, write_logs
-from common import ROOT, median, scratch_registry, table
+from bench_monitoring import MODEL, setup_model, signed_in_app, store_drift_results, write_logs
+from common import median, scratch_registry, table
 
 PAGES = {
     "Overview": "app_pages/overview.py",
@@ -75,18 +75,6 @@ def add_versions(n: int, first: str) -> float:
     return time.perf_counter() - t
 
 
-def signed_in_app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300).run()
-    at.text_input(key="sign_in_username").input(USER)
-    at.text_input(key="sign_in_password").input(PASSWORD)
-    form = next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:sign_in"))
-    form.click().run()
-    assert not at.exception, at.exception
-    return at
-
-
 def page_times() -> list[list[object]]:
     import streamlit as st
 
@@ -94,7 +82,7 @@ def page_times() -> list[list[object]]:
     st.cache_data.clear()
     st.cache_resource.clear()
     t = time.perf_counter()
-    at = signed_in_app()
+    at = signed_in_app(timeout=300)
     first = time.perf_counter() - t
     assert at.title[0].value == "Overview"
     rows.append(

@@ -176,22 +176,25 @@ def store_drift_results(days: int, version: str, now: dt.datetime) -> float:
     return time.perf_counter() - t
 
 
+def signed_in_app(timeout: float = 120) -> Any:
+    """The dashboard under AppTest, signed in as the benchmark's operator."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=timeout).run()
+    at.text_input(key="sign_in_username").input(USER)
+    at.text_input(key="sign_in_password").input(PASSWORD)
+    form = next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:sign_in"))
+    form.click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def page_renders() -> list[tuple[str, float, float]]:
     """Seconds to switch to each page with cold caches, and the median of warm reruns."""
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    def app() -> AppTest:
-        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120).run()
-        at.text_input(key="sign_in_username").input(USER)
-        at.text_input(key="sign_in_password").input(PASSWORD)
-        form = next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:sign_in"))
-        form.click().run()
-        assert not at.exception, at.exception
-        return at
 
     out = []
-    at = app()
+    at = signed_in_app()
     for title, page in PAGES.items():
         st.cache_data.clear()
         t = time.perf_counter()

@@ -12,20 +12,15 @@ report on demand. It reads stored results only, never the prediction log.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from core import drift
 from core.drift_store import DriftRecord
-from core.errors import CoreError
-from dashboard import cache, monitor_cache, monitor_charts, session, ui
+from dashboard import cache, drift_view, monitor_cache, session, ui
 
 KIND = "prediction"
 P = "prediction_drift"  # prefix of this page's state keys
-TOP = 6  # columns drawn by default: the most drifted of the latest result
 
 session.actor()
 st.title("Prediction drift")
@@ -61,26 +56,6 @@ if not records:
     st.stop()
 
 
-def _ranked(record: DriftRecord) -> list[str]:
-    """Columns of a result, most drifted first."""
-    return sorted(record.columns, key=lambda c: -float(record.columns[c]["score"]))
-
-
-def _columns_table(record: DriftRecord) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "column": c,
-                "drifted": bool(d["drifted"]),
-                "method": d["method"],
-                "score": float(d["score"]),
-                "threshold": float(d["threshold"]),
-            }
-            for c, d in record.columns.items()
-        ]
-    ).sort_values("score", ascending=False, kind="stable")
-
-
 def _reference(label: str) -> str:
     """``traffic <start> – <end>`` (ISO times from ``core``) as people read it."""
     if label.startswith("traffic "):
@@ -94,162 +69,27 @@ def _reference(label: str) -> str:
     return label
 
 
-def _keep(key: str, options: list, default: object) -> None:
-    """A widget's remembered choice, reset when it is no longer offered."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default
-
-
-# ------------------------------------------------------------------------ headline
-
-latest = records[-1]
-previous = records[-2] if len(records) > 1 else None
-cols = st.columns(4)
-cols[0].metric(
-    "Drift share (latest)",
-    f"{latest.drift_share:.0%}",
-    delta=None if previous is None else f"{latest.drift_share - previous.drift_share:+.0%}",
-    delta_color="inverse",
-)
-cols[1].metric("Drifted columns", f"{len(latest.drifted_columns)} of {len(latest.columns)}")
-cols[2].metric("Dataset drift", "yes" if latest.dataset_drift else "no")
-cols[3].metric("Results", f"{len(records):,}")
-st.caption(
-    f"Latest window {ui.when(latest.window_start)} – {ui.when(latest.window_end)}, "
-    f"{latest.n_current:,} predictions (production version {ui.md(latest.version or '—')} at "
-    f"the time) against {ui.md(_reference(latest.reference))} ({latest.n_reference:,} "
-    f"predictions). A result counts as drift of the predictions as a whole when at least "
-    f"{drift.DRIFT_SHARE:.0%} of the columns drift."
-)
-
-# ------------------------------------------------------------------------ over time
-
-st.subheader("Drift over time", anchor=False)
-columns = list(latest.columns)
-features_key = f"{P}_features_{m.name}"
-if features_key not in st.session_state:
-    st.session_state[features_key] = _ranked(latest)[:TOP]
-else:
-    st.session_state[features_key] = [c for c in st.session_state[features_key] if c in columns]
-features = st.multiselect(
-    "Columns",
-    columns,
-    key=features_key,
-    help="By default the columns that drift most in the latest result.",
-)
-threshold = float(next(iter(latest.columns.values()))["threshold"])
-st.plotly_chart(
-    monitor_charts.drift_over_time(
-        frame,
-        features,
-        threshold=threshold,
-        dataset_share=drift.DRIFT_SHARE,
-        alert_share=monitor_cache.alert_thresholds(m.name)["drift_share"],
-    ),
-    key=f"{P}_over_time",
-)
-
-# ------------------------------------------------------------------------ latest columns
-
-st.subheader("Columns of the latest result", anchor=False)
-st.dataframe(
-    _columns_table(latest),
-    hide_index=True,
-    column_config={
-        "score": st.column_config.NumberColumn(format="%.4f"),
-        "threshold": st.column_config.NumberColumn(format="%.2f"),
-    },
-)
-st.caption(
-    f"{drift.NUMERIC_METHOD}: Evidently's normed Wasserstein distance, pinned for every "
-    f"predicted score; {drift.CATEGORICAL_METHOD}: the Jensen-Shannon distance, pinned for the "
-    "top recommended category; whatever the sample size. A column drifts when its score "
-    "reaches the threshold."
-)
-
-# ------------------------------------------------------------------------ distributions
-
-st.subheader("Reference against current", anchor=False)
-ids = [r.id for r in reversed(records)]
-by_id = {r.id: r for r in records}
-result_key, column_key = f"{P}_result", f"{P}_column"
-_keep(result_key, ids, ids[0])
-left, right = st.columns(2)
-chosen_id = left.selectbox(
-    "Result",
-    ids,
-    key=result_key,
-    format_func=lambda i: (
-        f"{by_id[i].window_end:%Y-%m-%d %H:%M} · drift share {by_id[i].drift_share:.0%} · #{i}"
-    ),
-)
-chosen = monitor_cache.drift_result(chosen_id)
-ranked = _ranked(chosen)
-_keep(column_key, ranked, ranked[0])
-column = right.selectbox("Column", ranked, key=column_key, help="Most drifted first.")
-summary = chosen.summaries.get(column)
-if summary:
-    st.plotly_chart(monitor_charts.distribution(summary, column), key=f"{P}_distribution")
-else:
-    ui.empty_state("This result stored no histogram of that column.")
-d = chosen.columns[column]
-st.caption(
-    f"{ui.md(column)}: {d['method']} score {float(d['score']):.4f} against threshold "
-    f"{float(d['threshold']):g}: {'drifted' if d['drifted'] else 'no drift'}."
-)
-ui.facts(
-    [
-        ("Window", f"{ui.when(chosen.window_start)} – {ui.when(chosen.window_end)}"),
-        ("Version", chosen.version or "—"),
-        ("Reference", _reference(chosen.reference)),
-        ("Rows compared", f"{chosen.n_reference:,} reference · {chosen.n_current:,} current"),
-    ]
-)
-with st.expander("Sampling rule"):
-    st.text(chosen.sampling or "all rows")
-
-# ------------------------------------------------------------------------ Evidently report
-
-st.subheader("Evidently report", anchor=False)
-REPORTS = f"{P}_reports"  # result id -> path of its stored report, in this session
-reports: dict[int, str] = st.session_state.setdefault(REPORTS, {})
-path = reports.get(chosen.id)
-if path is None:
-    stored = chosen.report_path is not None
-    st.caption(
-        "Evidently's own report of this result: every column's distributions and test, "
-        + (
-            "stored when someone first asked for it."
-            if stored
-            else "computed from the logged requests of the window (a few seconds) and stored."
-        )
+def _describe(latest: DriftRecord) -> str:
+    return (
+        f"{latest.n_current:,} predictions (production version {ui.md(latest.version or '—')} "
+        f"at the time) against {ui.md(_reference(latest.reference))} ({latest.n_reference:,} "
+        f"predictions). A result counts as drift of the predictions as a whole when at least "
+        f"{drift.DRIFT_SHARE:.0%} of the columns drift."
     )
-    if st.button(
-        "Open the report" if stored else "Compute the report",
-        key=f"{P}_report",
-        icon=":material/description:",
-    ):
-        with st.status("Preparing Evidently's report…", expanded=False) as status:
-            try:
-                path = str(monitor_cache.drift_report(chosen.id))
-            except CoreError as exc:
-                status.update(label="The report could not be made", state="error")
-                ui.error(exc)
-            else:
-                reports[chosen.id] = path
-                status.update(label="The report is ready", state="complete")
-if path is not None:
-    report = Path(path)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", m.name)
-    st.download_button(
-        "Download the report (HTML)",
-        data=report.read_bytes,
-        file_name=f"{safe}-{KIND}-drift-{chosen.id}.html",
-        mime="text/html",
-        key=f"{P}_download",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    if st.toggle("Show the report here", key=f"{P}_show_report"):
-        # Our own generated artifact (self-contained HTML with its scripts), not user text.
-        st.iframe(report, height=900)
+
+
+drift_view.show(
+    kind=KIND,
+    prefix=P,
+    model=m,
+    records=records,
+    frame=frame,
+    describe_latest=_describe,
+    methods=(
+        f"{drift.NUMERIC_METHOD}: Evidently's normed Wasserstein distance, pinned for every "
+        f"predicted score; {drift.CATEGORICAL_METHOD}: the Jensen-Shannon distance, pinned for "
+        "the top recommended category; whatever the sample size. A column drifts when its "
+        "score reaches the threshold."
+    ),
+    reference=_reference,
+)
