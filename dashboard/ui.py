@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.entities import ModelInfo, VersionInfo
+from core.entities import ModelInfo, StageEvent, VersionInfo
 from core.errors import CoreError
 
 STAGE_COLOURS = {
@@ -157,4 +157,29 @@ def metrics_frame(items: Sequence[VersionInfo]) -> pd.DataFrame:
 
     return pd.DataFrame.from_dict(
         {v.version: numeric_metrics(v.metrics) for v in items}, orient="index"
+    )
+
+
+def stage_events(events: Sequence[StageEvent], *, key: str, with_version: bool = True) -> None:
+    """The audit log's rows as a table: who moved what where, why, and the gates it passed."""
+    rows = []
+    for e in events:
+        row: dict[str, Any] = {"when": e.created_at, "action": e.action}
+        if with_version:
+            row["version"] = e.version
+        row |= {
+            "from": e.from_stage or "",
+            "to": e.to_stage,
+            "by": e.actor,
+            "reason": e.reason,
+            "gates": " · ".join(
+                f"{g.get('name')} {'✓' if g.get('passed') else '✗'}" for g in e.gates
+            ),
+        }
+        rows.append(row)
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key=key,
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )

@@ -332,25 +332,4 @@ with st.expander("What was in production at a given time?"):
 
 events = cache.timeline(m.name)
 if events:
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "when": e.created_at,
-                    "action": e.action,
-                    "version": e.version,
-                    "from": e.from_stage or "",
-                    "to": e.to_stage,
-                    "by": e.actor,
-                    "reason": e.reason,
-                    "gates": " · ".join(
-                        f"{g.get('name')} {'✓' if g.get('passed') else '✗'}" for g in e.gates
-                    ),
-                }
-                for e in events
-            ]
-        ),
-        hide_index=True,
-        key="deploy_events",
-        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
-    )
+    ui.stage_events(events, key="deploy_events")

@@ -261,27 +261,7 @@ def _timeline(v: VersionInfo) -> None:
     if not events:
         st.caption("No stage events recorded.")
         return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "when": e.created_at,
-                    "action": e.action,
-                    "from": e.from_stage or "",
-                    "to": e.to_stage,
-                    "by": e.actor,
-                    "reason": e.reason,
-                    "gates": " · ".join(
-                        f"{g.get('name')} {'✓' if g.get('passed') else '✗'}" for g in e.gates
-                    ),
-                }
-                for e in events
-            ]
-        ),
-        hide_index=True,
-        key="models_stage_history",
-        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
-    )
+    ui.stage_events(events, key="models_stage_history", with_version=False)
 
 
 def _verdicts(v: VersionInfo) -> None:
