@@ -218,7 +218,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
 
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    def check_key(key: str | None = Security(header)) -> None:
+    async def check_key(key: str | None = Security(header)) -> None:
+        # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+        # request that cost more than the ranking itself.
         given = (key or "").encode()
         # Constant time per key, and every key is compared, whichever matches.
         if not any([hmac.compare_digest(given, k) for k in keys]):

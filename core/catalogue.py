@@ -52,6 +52,13 @@ class Catalogue:
         return len(self.place_ids)
 
     @functools.cached_property
+    def by_latitude(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ordered by latitude and the latitudes in that order, so that the band of
+        latitudes around a user is two binary searches instead of a pass over every place."""
+        order = np.argsort(self.lat, kind="stable")
+        return order, self.lat[order]
+
+    @functools.cached_property
     def _membership_cache(self) -> dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray]:
         return {}
 

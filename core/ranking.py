@@ -120,9 +120,11 @@ def _box(catalogue: Catalogue, lat: float, lng: float, radius_m: float) -> np.nd
     dlng = math.degrees(radius_m / (EARTH_RADIUS_M * cos_edge)) * 1.01
     if dlng >= 180.0:
         return np.arange(len(catalogue))
-    inside = np.abs(catalogue.lat - lat) <= dlat
-    inside &= np.abs((catalogue.lng - lng + 180.0) % 360.0 - 180.0) <= dlng
-    return np.flatnonzero(inside)
+    order, lats = catalogue.by_latitude
+    band = order[np.searchsorted(lats, lat - dlat) : np.searchsorted(lats, lat + dlat, "right")]
+    apart = np.abs(catalogue.lng[band] - lng)
+    inside = np.minimum(apart, 360.0 - apart) <= dlng  # across the antimeridian too
+    return np.sort(band[inside])  # file order: ties are broken in it
 
 
 def rank(
@@ -146,9 +148,11 @@ def rank(
     within = near_dist <= config.radius_m
     cand, dist = near[within], near_dist[within]
     member = catalogue.membership(config.mapping)[cand]
-    masked = np.where(member, final / MAX_RATING, -np.inf)
-    best = masked.argmax(axis=1)  # first category in category order among the highest
-    best_score = masked[np.arange(len(cand)), best]
+    # Each place stands for its highest-scored category, the first in category order among
+    # equals: the first member column once the columns are sorted that way.
+    preference = np.argsort(-final, kind="stable")
+    best = preference[member[:, preference].argmax(axis=1)]
+    best_score = np.where(member[np.arange(len(cand)), best], final[best] / MAX_RATING, -np.inf)
     keep = best_score > 0.0
     cand, best, best_score, dist = cand[keep], best[keep], best_score[keep], dist[keep]
     score = (
@@ -163,20 +167,32 @@ def rank(
 
 
 def _round_robin(categories: np.ndarray, k: int) -> np.ndarray:
-    """Positions (into the sorted list) in round-robin order over category groups."""
+    """Positions (into the sorted list) of the first ``k`` in round-robin order over category
+    groups: every group's best, groups in order of first appearance, then every group's
+    second best, and so on.
+
+    Each (turn, group) pair names exactly one position, so the first ``k`` are the ``k``
+    smallest of ``turn × 29 + group``: a partial sort, where a full lexsort of a thousand
+    candidates cost more than the rest of the ranking.
+    """
     n = len(categories)
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    present, first_seen = np.unique(categories, return_index=True)
+    cats = categories.astype(np.uint8)  # small integers: NumPy's stable sort is a radix sort
+    by_group = np.argsort(cats, kind="stable")
+    counts = np.bincount(cats, minlength=N_CATEGORIES)
+    starts = np.cumsum(counts) - counts
+    turn = np.empty(n, dtype=np.intp)
+    turn[by_group] = np.arange(n) - np.repeat(starts, counts)
+    present = np.flatnonzero(counts)
+    first_seen = by_group[starts[present]]  # a stable sort keeps each group's first in front
     group_order = np.empty(N_CATEGORIES, dtype=np.intp)
     group_order[present[np.argsort(first_seen)]] = np.arange(len(present))
-    by_group = np.argsort(categories, kind="stable")
-    grouped = categories[by_group]
-    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    turn = np.empty(n, dtype=np.intp)
-    turn[by_group] = np.arange(n) - np.repeat(starts, sizes)
-    return np.lexsort((group_order[categories], turn))[:k]
+    key = turn * N_CATEGORIES + group_order[cats]
+    if k < n:
+        top = np.argpartition(key, k - 1)[:k]
+        return top[np.argsort(key[top])]
+    return np.argsort(key)
 
 
 def rank_batch(
