@@ -96,11 +96,20 @@ def version_dir_name(family: str, model: str, version: str) -> str:
 
 @contextlib.contextmanager
 def staging_dir() -> Iterator[Path]:
-    """A fresh folder to write a version's files into; removed if it was not published."""
+    """A fresh folder to write a version's files into; removed if it was not published.
+
+    A file-system failure while the files are written or published (a full disk, a
+    read-only mount) becomes a :class:`CoreError` that says so: nothing was registered.
+    """
     path = root() / STAGING / uuid.uuid4().hex
-    path.mkdir(parents=True)
     try:
+        path.mkdir(parents=True)
         yield path
+    except OSError as exc:
+        raise CoreError(
+            f"could not write the version's files under {location()}: "
+            f"{exc.strerror or exc}; nothing was registered"
+        ) from exc
     finally:
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
