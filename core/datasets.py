@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,13 +153,28 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
         raise BadInput(f"{path.name} contains NUL bytes; it is not a text CSV file")
     if not text.strip():
         raise ValidationFailed(path.name, [Problem(None, "empty", "the file is empty")])
-    header = next(csv.reader(io.StringIO(text)))
-    problems = _header_problems([h.strip() for h in header])
+    rows = _csv_rows(text, path.name)
+    header = next(rows)[1]
+    stripped = [h.strip() for h in header]
+    if len(stripped) > 1 and USER_ID not in stripped and not set(stripped) & set(CATEGORIES):
+        shown = ", ".join(repr(h[:20]) for h in stripped[:3])
+        raise ValidationFailed(
+            path.name,
+            [
+                Problem(
+                    None,
+                    "no_header",
+                    f"the first line is not a header: it holds {shown}, … where "
+                    f"{USER_ID} and the {len(CATEGORIES)} category names were expected",
+                )
+            ],
+        )
+    problems = _header_problems(stripped)
     if problems:
         raise ValidationFailed(path.name, problems)
     ragged = [
         (line, len(fields))
-        for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1)
+        for line, fields in _csv_rows(text, path.name)
         if fields and len(fields) != len(header)
     ]
     if ragged:
@@ -179,6 +195,24 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
         raise BadInput(f"{path.name} is not well-formed CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame, 2  # row 0 is on line 2 (after the header)
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of a CSV text; a malformed file is a :class:`BadInput` naming the line."""
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            reason = str(exc)
+            if "field larger than field limit" in reason:
+                reason = f"a cell holds more than {csv.field_size_limit():,} characters"
+            raise BadInput(
+                f"{name} is not well-formed CSV at line {reader.line_num}: {reason}"
+            ) from None
+        yield reader.line_num, fields
 
 
 def _header_problems(header: list[str]) -> list[Problem]:

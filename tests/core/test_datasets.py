@@ -135,6 +135,27 @@ RAW_FILES = {
         ("user_id," + ",".join(CATEGORIES) + "\nu1," + ",".join(["1"] * 29) + ",9,9\n").encode(),
         "not well-formed CSV",
     ),
+    "utf-16 with a byte-order mark": (
+        ("user_id," + ",".join(CATEGORIES) + "\n").encode("utf-16"),
+        "is not UTF-8 text",
+    ),
+    "huge cell": (
+        ("user_id," + ",".join(CATEGORIES) + "\nu1," + "9" * 2_000_000 + ",1" * 28).encode(),
+        "at line 2: a cell holds more than 131,072 characters",
+    ),
+    "no header": (
+        ("u1," + ",".join(["1"] * 29) + "\nu2," + ",".join(["2"] * 29) + "\n").encode(),
+        "the first line is not a header: it holds 'u1', '1', '1', … where user_id",
+    ),
+    "spreadsheet formula": (
+        (
+            "user_id,"
+            + ",".join(CATEGORIES)
+            + '\nu1,"=HYPERLINK(""http://x"",""5"")",'
+            + ",".join(["1"] * 28)
+        ).encode(),
+        f"column '{CATEGORIES[0]}' must be numeric but holds text '=HYPERLINK",
+    ),
 }
 
 
