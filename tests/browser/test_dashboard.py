@@ -46,7 +46,11 @@ def _settled(page) -> None:
 def _open(page, title: str, heading: str | None = None) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+    link = page.get_by_test_id("stSidebarNavLink").filter(has_text=title)
+    more = page.get_by_test_id("stSidebarNavViewButton")
+    if not link.count() and more.count() and "more" in more.inner_text().lower():
+        more.click()  # Streamlit folds a long navigation behind "View more"
+    link.click()
     expect(page.get_by_role("heading", name=heading or title, level=1)).to_be_visible(
         timeout=WAIT_MS
     )
