@@ -118,7 +118,17 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
     ).version
     registry.promote(actor=SYSTEM, model="autoencoder", version=cand.version, stage="staging")
     registry.update_model(actor=SYSTEM, name="autoencoder", canary_share=0.5)
-    _wait(lambda: served.get("/models", headers=KEY).json()[0]["canary"] == cand.version)
+    # Staging and the share are two registry changes; the poller may serve one before the other.
+    _wait(
+        lambda: (
+            {
+                k: v
+                for k, v in served.get("/models", headers=KEY).json()[0].items()
+                if k in ("canary", "canary_share")
+            }
+            == {"canary": cand.version, "canary_share": 0.5}
+        )
+    )
     variants = {}
     for user in range(40):
         got = {
