@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from core.config import PROJECT_ROOT, get_settings
 from core.errors import AlreadyExists, ArtifactIntegrityError, CoreError
@@ -47,10 +47,14 @@ _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
+        return _sha256_stream(fh)
+
+
+def _sha256_stream(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -70,19 +74,30 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     return fs, path.rstrip("/")
 
 
-def _store() -> tuple[AbstractFileSystem, str, str] | None:
-    """The object store's file system, its base path and URL; None for a local folder."""
+class Store(NamedTuple):
+    """The object store behind ``ARTIFACTS_DIR``: its file system, base path and URL."""
+
+    fs: AbstractFileSystem
+    base: str
+    url: str
+
+    def path(self, relative: str) -> str:
+        return f"{self.base}/{relative}"
+
+
+def _store() -> Store | None:
+    """The object store of the settings; None when artifacts live in a local folder."""
     url = get_settings().artifacts_url
     if url is None:
         return None
     fs, base = _filesystem(url)
-    return fs, base, url
+    return Store(fs, base, url)
 
 
 def location() -> str:
     """Where artifacts are kept, for messages and the dashboard."""
     store = _store()
-    return str(root()) if store is None else store[2]
+    return str(root()) if store is None else store.url
 
 
 def version_dir_name(family: str, model: str, version: str) -> str:
@@ -164,15 +179,10 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     return Published(relative_dir, files)
 
 
-def _upload(
-    staged: Path,
-    relative_dir: str,
-    files: Mapping[str, str],
-    store: tuple[AbstractFileSystem, str, str],
-) -> None:
+def _upload(staged: Path, relative_dir: str, files: Mapping[str, str], store: Store) -> None:
     """Copy a staged version to the object store, ``metadata.json`` last; all or nothing."""
-    fs, base, url = store
-    target = f"{base}/{relative_dir}"
+    fs, url = store.fs, store.url
+    target = store.path(relative_dir)
     try:
         taken = fs.exists(target)
     except Exception as exc:  # noqa: BLE001 - any store failure is reported the same way
@@ -205,6 +215,7 @@ def _remove_remote(fs: AbstractFileSystem, path: str) -> None:
 
 
 def _discard(folder: Path) -> None:
+    """Remove a folder: first renamed out of the way, so no reader sees it half deleted."""
     trash = root() / STAGING / f"discarded-{uuid.uuid4().hex}"
     trash.parent.mkdir(parents=True, exist_ok=True)
     os.rename(folder, trash)
@@ -221,13 +232,10 @@ def unpublish(relative_dir: str) -> None:
     """Remove a folder whose registry row was never committed."""
     store = _store()
     if store is not None:
-        _remove_remote(store[0], f"{store[1]}/{relative_dir}")
+        _remove_remote(store.fs, store.path(relative_dir))
     path = root() / relative_dir
     if path.exists():
-        trash = root() / STAGING / f"unpublished-{uuid.uuid4().hex}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        _discard(path)
 
 
 def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
@@ -235,7 +243,8 @@ def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
     folder = root() / relative_dir
     store = _store()
     if store is not None:
-        _fetch_verified(relative_dir, files, store)
+        _fetch_verified(relative_dir, files, store)  # hashes every cached file once
+        return folder
     if not folder.is_dir():
         raise ArtifactIntegrityError(f"artifact folder {relative_dir} is missing")
     for name, expected in sorted(files.items()):
@@ -251,41 +260,48 @@ def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
     return folder
 
 
-def _fetch_verified(
-    relative_dir: str, files: Mapping[str, str], store: tuple[AbstractFileSystem, str, str]
-) -> None:
+def _fetch_verified(relative_dir: str, files: Mapping[str, str], store: Store) -> None:
     """Bring the cache of a version up to date: files missing there or differing from their
     recorded hash are downloaded again, and a download that does not match is refused."""
-    fs, base, url = store
     folder = root() / relative_dir
     for name, expected in sorted(files.items()):
         local = folder / name
         if local.is_file() and sha256_file(local) == expected:
             continue
-        remote = f"{base}/{relative_dir}/{name}"
+        remote = store.path(f"{relative_dir}/{name}")
         try:
-            present = fs.exists(remote)
+            present = store.fs.exists(remote)
         except Exception as exc:  # noqa: BLE001
-            raise CoreError(f"the artifact store {url} cannot be reached: {exc}") from exc
+            raise CoreError(f"the artifact store {store.url} cannot be reached: {exc}") from exc
         if not present:
-            raise ArtifactIntegrityError(f"artifact file {relative_dir}/{name} is missing in {url}")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        part = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.part")
+            raise ArtifactIntegrityError(
+                f"artifact file {relative_dir}/{name} is missing in {store.url}"
+            )
         try:
-            fs.get_file(remote, str(part))
-            actual = sha256_file(part)
-            if actual != expected:
-                raise ArtifactIntegrityError(
-                    f"artifact file {relative_dir}/{name} in {url} was modified: its SHA-256 "
-                    f"is {actual[:12]}…, the registry recorded {expected[:12]}…"
-                )
-            os.replace(part, local)
-        except ArtifactIntegrityError:
-            raise
+            actual = _download(store, remote, local, expected=expected)
         except Exception as exc:  # noqa: BLE001
-            raise CoreError(f"could not read {relative_dir}/{name} from {url}: {exc}") from exc
-        finally:
-            part.unlink(missing_ok=True)
+            message = f"could not read {relative_dir}/{name} from {store.url}: {exc}"
+            raise CoreError(message) from exc
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"artifact file {relative_dir}/{name} in {store.url} was modified: its SHA-256 "
+                f"is {actual[:12]}…, the registry recorded {expected[:12]}…"
+            )
+
+
+def _download(store: Store, remote: str, local: Path, *, expected: str | None = None) -> str:
+    """Copy a file of the store to ``local`` through a temporary name, so a reader never
+    sees half a file; with ``expected``, only if its SHA-256 matches. Returns that hash."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    part = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        store.fs.get_file(remote, str(part))
+        actual = sha256_file(part)
+        if expected is None or actual == expected:
+            os.replace(part, local)
+        return actual
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
@@ -304,21 +320,15 @@ def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
     return status
 
 
-def _check_remote(
-    relative_dir: str, files: Mapping[str, str], store: tuple[AbstractFileSystem, str, str]
-) -> dict[str, str]:
-    fs, base, _ = store
+def _check_remote(relative_dir: str, files: Mapping[str, str], store: Store) -> dict[str, str]:
     status = {}
     for name, expected in sorted(files.items()):
-        remote = f"{base}/{relative_dir}/{name}"
-        if not fs.exists(remote):
+        remote = store.path(f"{relative_dir}/{name}")
+        if not store.fs.exists(remote):
             status[name] = "missing"
             continue
-        digest = hashlib.sha256()
-        with fs.open(remote, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-        status[name] = "ok" if digest.hexdigest() == expected else "modified"
+        with store.fs.open(remote, "rb") as fh:
+            status[name] = "ok" if _sha256_stream(fh) == expected else "modified"
     return status
 
 
@@ -327,12 +337,12 @@ def store_file(relative: str, local: Path) -> None:
     so every replica finds it."""
     store = _store()
     if store is not None:
-        fs, base, url = store
+        target = store.path(relative)
         try:
-            fs.makedirs(f"{base}/{relative}".rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(str(local), f"{base}/{relative}")
+            store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            store.fs.put_file(str(local), target)
         except Exception as exc:  # noqa: BLE001
-            raise CoreError(f"could not write {relative} to {url}: {exc}") from exc
+            raise CoreError(f"could not write {relative} to {store.url}: {exc}") from exc
 
 
 def local_file(relative: str) -> Path | None:
@@ -343,14 +353,10 @@ def local_file(relative: str) -> Path | None:
     store = _store()
     if store is None:
         return None
-    fs, base, _ = store
     try:
-        if not fs.exists(f"{base}/{relative}"):
+        if not store.fs.exists(store.path(relative)):
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.part")
-        fs.get_file(f"{base}/{relative}", str(part))
-        os.replace(part, path)
+        _download(store, store.path(relative), path)
     except Exception as exc:  # noqa: BLE001 - missing is the honest answer
         log.warning("could not fetch %s from the artifact store: %s", relative, exc)
         return None
@@ -361,14 +367,19 @@ def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list
     """Move version folders the registry does not know aside; clear old staging folders.
 
     A process killed between publishing and committing leaves such a folder; nothing reads
-    it, but it would block the version number. Returns the folders moved.
+    it, but it would block the version number. Returns the folders moved (for an object
+    store, those moved in the store: the local folder is then only its cache).
     """
+    moved = _sweep_local(known_dirs, staging_older_than_s)
     store = _store()
-    remote_moved = [] if store is None else _sweep_remote(known_dirs, store)
+    return moved if store is None else _sweep_remote(known_dirs, store)
+
+
+def _sweep_local(known_dirs: set[str], staging_older_than_s: float) -> list[str]:
     base = root()
     moved: list[str] = []
     if not base.exists():
-        return remote_moved if store is not None else moved
+        return moved
     for vdir in sorted(base.glob("*/*/v*")):
         rel = vdir.relative_to(base).as_posix()
         if vdir.is_dir() and not rel.startswith(".") and rel not in known_dirs:
@@ -383,10 +394,10 @@ def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list
         for p in staging.iterdir():
             if p.stat().st_mtime < cutoff:
                 shutil.rmtree(p, ignore_errors=True)
-    return remote_moved if store is not None else moved  # the cache's are only copies
+    return moved
 
 
-def _sweep_remote(known_dirs: set[str], store: tuple[AbstractFileSystem, str, str]) -> list[str]:
+def _sweep_remote(known_dirs: set[str], store: Store) -> list[str]:
     fs, base, url = store
     moved: list[str] = []
     try:
