@@ -172,10 +172,8 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
     problems = _header_problems(stripped)
     if problems:
         raise ValidationFailed(path.name, problems)
-    ragged = [
-        (line, len(fields))
-        for line, fields in _csv_rows(text, path.name)
-        if fields and len(fields) != len(header)
+    ragged = [  # the rest of the same pass
+        (line, len(fields)) for line, fields in rows if fields and len(fields) != len(header)
     ]
     if ragged:
         shown = ", ".join(f"line {line} has {n}" for line, n in ragged[:MAX_EXAMPLES])
