@@ -89,6 +89,27 @@ class Catalogue:
             object.__setattr__(self, "_default_membership", member)
         return member
 
+    def member_lists(
+        self, mapping: Mapping[str, Sequence[str]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The categories of each place as flat lists: place ``i``'s are
+        ``category[start[i]:start[i + 1]]``. A Madrid place belongs to 3 to 13 categories, so
+        the ranking looks at those instead of a row of 29 flags."""
+        member = self.membership(mapping)
+        key = id(member)  # one matrix per mapping, kept for the life of the catalogue
+        cached = self._member_lists_cache.get(key)
+        if cached is None:
+            counts = member.sum(axis=1)
+            start = np.zeros(len(self) + 1, dtype=np.int64)
+            np.cumsum(counts, out=start[1:])
+            category = np.nonzero(member)[1].astype(np.int64)
+            cached = self._member_lists_cache[key] = (start, category)
+        return cached
+
+    @functools.cached_property
+    def _member_lists_cache(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        return {}
+
 
 def from_frame(frame: pd.DataFrame, *, subject: str = "catalogue") -> Catalogue:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]

@@ -1,10 +1,9 @@
-"""The Planwise ranking of DESIGN.md, vectorised over the catalogue.
+"""The Planwise ranking of DESIGN.md over the catalogue.
 
 Step 1 (the model's category scores) happens in ``core.predict``; this module takes the final
-29 scores of a user and does steps 2–5 with array operations: haversine to every place at
-once, the winning category per place as an arg-max over a masked matrix, one stable sort and
-the round-robin over categories as a lexicographic sort on (turn, group order). The result is
-the same list the row-by-row original produced, without a Python loop over places.
+29 scores of a user, checks them, and hands steps 2–5 (distance, each place's winning
+category, the score, the round-robin over categories) to the compiled pass of
+``core.ranking_kernel``. The result is the same list the row-by-row original produced.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.catalogue import Catalogue
-from core.categories import CATEGORIES, MAX_RATING, N_CATEGORIES
+from core.categories import CATEGORIES, N_CATEGORIES
 from core.errors import BadInput
 
 EARTH_RADIUS_M = 6_371_000.0
@@ -109,22 +108,34 @@ def distances_m(
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
-def _box(catalogue: Catalogue, lat: float, lng: float, radius_m: float) -> np.ndarray:
-    """Rows inside a lat/lng box that holds the whole circle (with a 1 % margin).
+def _window(lat: float, radius_m: float) -> tuple[float, float]:
+    """Half-sizes in degrees of a lat/lng box that holds the whole circle (1 % margin): two
+    comparisons per place rule most of the catalogue out before any trigonometry."""
+    half_lat = math.degrees(radius_m / EARTH_RADIUS_M) * 1.01
+    cos_edge = math.cos(math.radians(min(abs(lat) + half_lat, 89.9)))
+    half_lng = math.degrees(radius_m / (EARTH_RADIUS_M * cos_edge)) * 1.01
+    return half_lat, min(half_lng, 360.0)
 
-    Two comparisons per place instead of the trigonometry; the exact haversine then runs
-    on the few hundred rows left, so the result is the same as over the whole catalogue.
-    """
-    dlat = math.degrees(radius_m / EARTH_RADIUS_M) * 1.01
-    cos_edge = math.cos(math.radians(min(abs(lat) + dlat, 89.9)))
-    dlng = math.degrees(radius_m / (EARTH_RADIUS_M * cos_edge)) * 1.01
-    if dlng >= 180.0:
-        return np.arange(len(catalogue))
-    order, lats = catalogue.by_latitude
-    band = order[np.searchsorted(lats, lat - dlat) : np.searchsorted(lats, lat + dlat, "right")]
-    apart = np.abs(catalogue.lng[band] - lng)
-    inside = np.minimum(apart, 360.0 - apart) <= dlng  # across the antimeridian too
-    return np.sort(band[inside])  # file order: ties are broken in it
+
+_kernel: Any = None
+
+
+def _rank_places() -> Any:
+    """The compiled kernel, imported on first use so that Numba stays out of import paths
+    that never rank."""
+    global _kernel
+    if _kernel is None:
+        from core.ranking_kernel import rank_places
+
+        _kernel = rank_places
+    return _kernel
+
+
+def warm_up() -> None:
+    """Load (or compile) the kernel now, so that a server's first request does not pay it."""
+    from core import catalogue as catalogue_module
+
+    rank(catalogue_module.load(), np.full(N_CATEGORIES, 3.0), 40.4168, -3.7038)
 
 
 def rank(
@@ -138,61 +149,38 @@ def rank(
     """Top-``k`` places for one user's final category scores (0–5) at (lat, lng)."""
     check_k(k)
     check_location(lat, lng)
-    final = np.asarray(final, dtype=np.float64)
+    final = np.ascontiguousarray(final, dtype=np.float64)
     if final.shape != (N_CATEGORIES,):
         raise BadInput(f"expected {N_CATEGORIES} category scores, got shape {final.shape}")
     if not np.isfinite(final).all():
         raise BadInput("category scores must be finite numbers (no NaN or infinity)")
-    near = _box(catalogue, lat, lng, config.radius_m)
-    near_dist = distances_m(catalogue, lat, lng, near)
-    within = near_dist <= config.radius_m
-    cand, dist = near[within], near_dist[within]
-    member = catalogue.membership(config.mapping)[cand]
-    # Each place stands for its highest-scored category, the first in category order among
-    # equals: the first member column once the columns are sorted that way.
-    preference = np.argsort(-final, kind="stable")
-    best = preference[member[:, preference].argmax(axis=1)]
-    best_score = np.where(member[np.arange(len(cand)), best], final[best] / MAX_RATING, -np.inf)
-    keep = best_score > 0.0
-    cand, best, best_score, dist = cand[keep], best[keep], best_score[keep], dist[keep]
-    score = (
-        config.w_distance * (1.0 - dist / config.radius_m)
-        + config.w_rating * catalogue.rating[cand] / 5.0
-        + config.w_reviews * catalogue.review_term[cand]
-        + config.w_category * best_score
+    by_latitude, sorted_lat = catalogue.by_latitude
+    member_start, member_category = catalogue.member_lists(config.mapping)
+    half_lat, half_lng = _window(lat, config.radius_m)
+    rows, scores, categories, dist = _rank_places()(
+        by_latitude,
+        sorted_lat,
+        catalogue.lng,
+        catalogue.lat_rad,
+        catalogue.lng_rad,
+        catalogue.cos_lat,
+        catalogue.rating,
+        catalogue.review_term,
+        member_start,
+        member_category,
+        final,
+        float(lat),
+        float(lng),
+        config.radius_m,
+        config.w_distance,
+        config.w_rating,
+        config.w_reviews,
+        config.w_category,
+        half_lat,
+        half_lng,
+        int(k),
     )
-    order = np.argsort(-score, kind="stable")
-    picked = order[_round_robin(best[order], k)]
-    return Ranked(cand[picked], score[picked], best[picked], dist[picked])
-
-
-def _round_robin(categories: np.ndarray, k: int) -> np.ndarray:
-    """Positions (into the sorted list) of the first ``k`` in round-robin order over category
-    groups: every group's best, groups in order of first appearance, then every group's
-    second best, and so on.
-
-    Each (turn, group) pair names exactly one position, so the first ``k`` are the ``k``
-    smallest of ``turn × 29 + group``: a partial sort, where a full lexsort of a thousand
-    candidates cost more than the rest of the ranking.
-    """
-    n = len(categories)
-    if n == 0:
-        return np.zeros(0, dtype=np.intp)
-    cats = categories.astype(np.uint8)  # small integers: NumPy's stable sort is a radix sort
-    by_group = np.argsort(cats, kind="stable")
-    counts = np.bincount(cats, minlength=N_CATEGORIES)
-    starts = np.cumsum(counts) - counts
-    turn = np.empty(n, dtype=np.intp)
-    turn[by_group] = np.arange(n) - np.repeat(starts, counts)
-    present = np.flatnonzero(counts)
-    first_seen = by_group[starts[present]]  # a stable sort keeps each group's first in front
-    group_order = np.empty(N_CATEGORIES, dtype=np.intp)
-    group_order[present[np.argsort(first_seen)]] = np.arange(len(present))
-    key = turn * N_CATEGORIES + group_order[cats]
-    if k < n:
-        top = np.argpartition(key, k - 1)[:k]
-        return top[np.argsort(key[top])]
-    return np.argsort(key)
+    return Ranked(rows, scores, categories, dist)
 
 
 def rank_batch(
