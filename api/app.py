@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, monitoring, predict, resources
+from core import bootstrap, monitoring, predict, ranking, resources
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.config import get_settings
 from core.errors import CoreError
@@ -184,6 +184,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap.ensure_ready()
+        ranking.warm_up()  # the compiled kernel is loaded before the first request, not in it
         if start_background:
             catalog.start()
             logger.start()

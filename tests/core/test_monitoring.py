@@ -145,6 +145,39 @@ def test_summary_covers_the_last_hours(backend) -> None:
     assert nothing.requests == 0 and math.isnan(nothing.latency_p99_ms)
 
 
+def test_a_large_batch_reads_back_exactly_as_written(backend) -> None:
+    """More rows than one multi-row INSERT holds (SQLite), errors and None among them."""
+    from sqlalchemy import select
+
+    from core.db import transaction
+    from core.telemetry_tables import PredictionLogRow
+
+    n = monitoring.SQLITE_ROWS_PER_INSERT * 2 + 7
+    records = [
+        rec(
+            T0 + dt.timedelta(microseconds=137 * i),
+            error="boom" if i % 97 == 5 else None,
+            ratings=[float(i % 6)] * 29,
+            user_id=None if i % 2 else f"u{i}",
+            lat=None if i % 3 == 0 else 40.0 + i / 1e4,
+            lng=-3.7,
+        )
+        for i in range(n)
+    ]
+    assert monitoring.write_batch(records) == n
+    with transaction(write=False) as s:
+        rows = {r.request_id: r for r in s.scalars(select(PredictionLogRow))}
+    assert len(rows) == n
+    for r in records:
+        row = rows[r.request_id]
+        for name, value in r.row().items():
+            assert getattr(row, name) == value, (name, getattr(row, name), value)
+    assert monitoring.summary("recsys", hours=1, until=T0).requests == n
+    # timestamps compare as the queries' bounds do (the first one is exactly T0)
+    window = monitoring.window("recsys", T0, T0 + dt.timedelta(hours=1), max_rows=10 * n)
+    assert len(window) == sum(r.error is None for r in records)
+
+
 def test_bad_writes_change_nothing(backend) -> None:
     with pytest.raises(BadInput, match="unknown variant 'shadow'"):
         monitoring.write_batch([rec(T0), rec(T0, variant="shadow")])
