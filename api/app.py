@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
-import os
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -29,6 +24,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
 from api.logger import PredictionLogger
 from api.serving import Catalog
 from core import bootstrap, monitoring, predict, ranking, resources
@@ -137,23 +133,6 @@ class FeedbackRequest(BaseModel):
     place_id: Annotated[str, Field(min_length=1, max_length=128)]
 
 
-def _api_keys() -> list[str]:
-    """Keys from ``API_KEYS``; without it, a key generated once and kept in the data folder."""
-    configured = get_settings().api_keys
-    if configured:
-        keys = [k.strip() for k in configured.split(",") if k.strip()]
-        if keys:
-            return keys
-    path: Path = get_settings().data_root / "api-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-        log.warning("no API_KEYS set: generated a client key in %s", path)
-    return [path.read_text().strip()]
-
-
 def create_app(*, start_background: bool = True) -> FastAPI:
     metrics_registry = CollectorRegistry()
     requests_total = Counter(
@@ -179,7 +158,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     sampler = resources.Sampler("api")
     catalog = Catalog()
     logger = PredictionLogger(registry=metrics_registry)
-    keys = [k.encode() for k in _api_keys()]
+    keys = configured_keys()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -217,16 +196,6 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         ]
         return JSONResponse(status_code=422, content={"detail": detail})
 
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    async def check_key(key: str | None = Security(header)) -> None:
-        # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
-        # request that cost more than the ranking itself.
-        given = (key or "").encode()
-        # Constant time per key, and every key is compared, whichever matches.
-        if not any([hmac.compare_digest(given, k) for k in keys]):
-            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
-
     def served_model(name: str | None) -> Any:
         default = name or get_settings().api_model
         if default is None:
@@ -242,7 +211,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             )
         return served
 
-    @app.post("/recommend", response_model=RecommendResponse, dependencies=[Depends(check_key)])
+    @app.post("/recommend", response_model=RecommendResponse, openapi_extra=REQUIRES_KEY)
     async def recommend(body: RecommendRequest) -> Response:
         served = served_model(body.model)
         loaded, variant = served.pick(body.user_id, random.random())
@@ -285,7 +254,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             latency_ms=elapsed * 1000,
             lat=body.lat,
             lng=body.lng,
-            predicted=[round(float(x), 4) for x in predicted],
+            predicted=np.round(predicted, 4).tolist(),
             user_id=body.user_id,
         )
         logger.add(record)
@@ -312,7 +281,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         # Built by us from typed values: skip re-validating it against the response model.
         return Response(orjson.dumps(payload), media_type="application/json")
 
-    @app.post("/feedback", status_code=202, dependencies=[Depends(check_key)])
+    @app.post("/feedback", status_code=202, openapi_extra=REQUIRES_KEY)
     async def feedback(body: FeedbackRequest) -> dict[str, str]:
         logger.add_feedback(body.request_id, body.place_id)
         return {"status": "accepted"}
@@ -326,7 +295,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             "log_pending": len(logger.buffer),
         }
 
-    @app.get("/models", dependencies=[Depends(check_key)])
+    @app.get("/models", openapi_extra=REQUIRES_KEY)
     async def models() -> list[dict[str, Any]]:
         return [
             {
@@ -343,4 +312,6 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(KeyCheck, keys=keys, paths=protected_paths(app))
+    document_scheme(app)
     return app

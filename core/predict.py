@@ -162,20 +162,22 @@ def predict_categories(
 
 
 def _items(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[Recommendation]:
+    # One gather and one ``tolist`` per column: indexing NumPy arrays element by element
+    # cost more than the ranking itself.
+    at = ranked.indices
     return [
-        Recommendation(
-            place_id=str(cat.place_ids[i]),
-            name=str(cat.names[i]),
-            category=CATEGORIES[int(c)],
-            score=float(s),
-            distance_m=float(d),
-            lat=float(cat.lat[i]),
-            lng=float(cat.lng[i]),
-            rating=float(cat.rating[i]),
-            reviews=float(cat.reviews[i]),
-        )
-        for i, s, c, d in zip(
-            ranked.indices, ranked.scores, ranked.categories, ranked.distances_m, strict=True
+        Recommendation(*fields)
+        for fields in zip(
+            cat.place_ids[at].tolist(),
+            cat.names[at].tolist(),
+            [CATEGORIES[c] for c in ranked.categories.tolist()],
+            ranked.scores.tolist(),
+            ranked.distances_m.tolist(),
+            cat.lat[at].tolist(),
+            cat.lng[at].tolist(),
+            cat.rating[at].tolist(),
+            cat.reviews[at].tolist(),
+            strict=True,
         )
     ]
 

@@ -439,3 +439,15 @@ def test_resource_usage_buckets_per_process_and_prune_keeps_the_recent(backend) 
     assert resources.prune(before=now - dt.timedelta(days=30)) == 1
     assert len(resources.history(since=now - dt.timedelta(days=365))) == 3
     assert resources.usage(since=now + dt.timedelta(days=1)).empty
+
+
+def test_request_ids_are_time_ordered_uuid7() -> None:
+    import uuid
+
+    ids = [monitoring.time_ordered_id() for _ in range(200)]
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    stamps = [uuid.UUID(t).int >> 80 for t in ids]
+    assert stamps == sorted(stamps) and len(set(ids)) == len(ids)
