@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$( (cat requirements.txt; [ "${1:-}" = --dev ] && cat requirements-dev.txt) | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$( (cat requirements.txt; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     if [ "${1:-}" = --dev ]; then
@@ -26,3 +26,7 @@ if [ "${1:-}" = --dev ] && ! command -v chromium >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+
+# Compile the ranking kernel once into its cache (core/__pycache__), so that no server or test
+# process pays the few seconds of compilation on its first ranking.
+.venv/bin/python -c "from core import ranking; ranking.warm_up()"
