@@ -65,6 +65,12 @@ def _choose(page, label: str, option: str) -> None:
     _settled(page)
 
 
+def _sign_in(page, user: str) -> None:
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
+    page.get_by_role("button", name="Sign in").click()
+
+
 def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
@@ -77,10 +83,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
         try:
             page.goto(server.url)
 
-            # Sign in.
-            page.get_by_label("User name").fill("olga")
-            page.get_by_label("Password", exact=True).fill(PASSWORDS["olga"])
-            page.get_by_role("button", name="Sign in").click()
+            _sign_in(page, "olga")
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_text("Signed in as")).to_be_visible()
             expect(sidebar.get_by_text("operator", exact=True)).to_be_visible()

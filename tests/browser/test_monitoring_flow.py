@@ -9,8 +9,8 @@ from core import simulate
 from core.auth import SYSTEM
 from core.generator import DriftEpisode
 from tests.browser.conftest import Server
-from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _open, _settled, _shoot
-from tests.dashboard.builders import MODEL, PASSWORDS
+from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _open, _settled, _shoot, _sign_in
+from tests.dashboard.builders import MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -26,9 +26,7 @@ def test_drift_monitoring_explorer_and_report(server: Server, chromium: str) -> 
         page.set_default_timeout(WAIT_MS)
         try:
             page.goto(server.url)
-            page.get_by_label("User name").fill("olga")
-            page.get_by_label("Password", exact=True).fill(PASSWORDS["olga"])
-            page.get_by_role("button", name="Sign in").click()
+            _sign_in(page, "olga")
             expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
             expect(page.get_by_text("Serving health, last 24 hours")).to_be_visible()
             expect(page.get_by_text(f"Open alerts on {MODEL}")).to_be_visible()
