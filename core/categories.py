@@ -24,7 +24,9 @@ def _load() -> dict[str, object]:
 
 
 def categories() -> tuple[str, ...]:
-    cats = tuple(_load()["categories"])  # type: ignore[call-overload]
+    listed = _load()["categories"]
+    assert isinstance(listed, list), "categories.json must hold a list of categories"
+    cats = tuple(str(c) for c in listed)
     assert len(cats) == N_CATEGORIES, "categories.json must list 29 categories"
     return cats
 

@@ -372,7 +372,7 @@ def validate_users(frame: pd.DataFrame, *, subject: str, line_offset: int = 0) -
 
     unrated = ~(ratings > 0).any(axis=1)
     if unrated.any() and not problems:
-        rows, ex = _examples(unrated, ids, offset)
+        rows, ex = _examples(np.asarray(unrated), ids, offset)
         problems.append(
             Problem(
                 None,

@@ -125,7 +125,6 @@ def summaries(
         lo, hi = float(both.min()), float(both.max())
         distinct = np.unique(both)
         if len(distinct) <= 12:  # discrete (the 0–5 ratings): one bar per value
-            edges = [*distinct.tolist(), distinct[-1] + 1]
             r = [int((ref == v).sum()) for v in distinct]
             k = [int((cur == v).sum()) for v in distinct]
             out[c] = {"kind": "discrete", "values": distinct.tolist(), "reference": r, "current": k}

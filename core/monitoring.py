@@ -16,11 +16,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from core.categories import CATEGORIES
 from core.db import transaction, utcnow
@@ -129,7 +129,7 @@ def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
     statement per 500 rows hands over the GIL once per 500 rows. Values go through the
     columns' own bind processors, so what is stored is what the ORM would store.
     """
-    table = PredictionLogRow.__table__
+    table = cast(Table, PredictionLogRow.__table__)
     conn = s.connection()
     dialect = conn.dialect
     if dialect.name != "sqlite":

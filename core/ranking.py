@@ -186,8 +186,8 @@ def rank(
 def rank_batch(
     catalogue: Catalogue,
     finals: np.ndarray,
-    lats: Sequence[float],
-    lngs: Sequence[float],
+    lats: Sequence[float] | np.ndarray,
+    lngs: Sequence[float] | np.ndarray,
     k: int | Sequence[int] = 10,
     config: RankingConfig = DEFAULT_CONFIG,
 ) -> list[Ranked]:

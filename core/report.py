@@ -251,7 +251,7 @@ def build(model: str, version: str) -> tuple[str, dict[str, Any]]:
     figures = _Figures()
     integrity = artifacts.check(v.artifact_dir, v.files)
     meta = v.metadata
-    lineage = [
+    lineage: list[list[Any]] = [
         ["dataset", "–" if v.dataset is None else v.dataset.label],
         ["dataset SHA-256", "–" if v.dataset is None else v.dataset.sha256],
         ["parent", "–" if v.parent is None else "@".join(v.parent)],

@@ -17,9 +17,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
-from sqlalchemy import Float, Index, Integer, String, delete, insert, select
+from sqlalchemy import Float, Index, Integer, String, Table, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, transaction, utcnow
@@ -88,7 +89,7 @@ class Sampler:
         s = self.sample()
         with transaction() as session:
             session.execute(
-                insert(ResourceSampleRow.__table__),
+                insert(cast(Table, ResourceSampleRow.__table__)),
                 [
                     {
                         "ts": s.ts,

@@ -164,9 +164,11 @@ class Autoencoder(Family):
         )
         self.keras_model = model
         self.net = net_of(model)
-        history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
-        history["epochs_run"] = len(history.get("loss", []))  # type: ignore[assignment]
-        history["fit_seconds"] = round(time.perf_counter() - started, 3)  # type: ignore[assignment]
+        history: dict[str, Any] = {
+            k: [float(v) for v in vals] for k, vals in fitted.history.items()
+        }
+        history["epochs_run"] = len(history.get("loss", []))
+        history["fit_seconds"] = round(time.perf_counter() - started, 3)
         return history
 
     # ------------------------------------------------------------------ serving

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,12 @@ INERT_LAYERS = {
     "GaussianDropout",
     "ActivityRegularization",
 }
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0, dtype=np.float32),
     "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-x))).astype(np.float32),
     "tanh": np.tanh,
-    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(np.float32),
+    "elu": lambda x: np.asarray(np.where(x > 0, x, np.expm1(np.minimum(x, 0))), np.float32),
 }
 
 
@@ -141,7 +141,7 @@ def _find_vars(group: h5py.Group, name: str) -> list[np.ndarray]:
 def _build(
     specs: list[tuple[str, str]], weights_root: h5py.Group, subject: str
 ) -> list[DenseLayer]:
-    layers = []
+    layers: list[DenseLayer] = []
     for name, activation in specs:
         group = weights_root.get(name)
         if group is None:
