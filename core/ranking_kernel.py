@@ -89,14 +89,17 @@ def rank_places(
             c = member_category[q]
             if rank_of[c] < category_rank:
                 category, category_rank = c, rank_of[c]
-        if category < 0 or final[category] <= 0.0:
+        if category < 0:
+            continue
+        category_score = final[category] / MAX_RATING
+        if category_score <= 0.0:  # after the division: a subnormal score counts as 0
             continue
         cand[m], best[m], dist[m] = row, category, d
         score[m] = (
             w_distance * (1.0 - d / radius_m)
             + w_rating * rating[row] / 5.0
             + w_reviews * review_term[row]
-            + w_category * (final[category] / MAX_RATING)
+            + w_category * category_score
         )
         m += 1
     picked = _round_robin(score[:m], best[:m], min(k, m))

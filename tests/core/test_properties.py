@@ -18,6 +18,7 @@ from core.errors import BadInput
 from core.generator import generate_users
 from tests.conftest import tree_snapshot
 from tests.helpers import registry_dump
+from tests.reference import numpy_ranking
 
 CAT = catalogue.load()
 LAT0, LAT1, LNG0, LNG1 = catalogue.madrid_bounds()
@@ -63,6 +64,39 @@ def test_ranking_invariants(final, lat, lng, k, radius):
         member = CAT.membership()
         qualifies = (d <= radius) & (member & (final > 0)).any(axis=1)
         assert n == int(qualifies.sum())
+
+
+MAPPINGS = (
+    None,
+    # fewer categories with places, and one place type standing for several categories
+    {"museums": ("museum", "art_gallery"), "cafes": ("cafe",), "parks": ("park", "cafe")},
+)
+
+
+@given(
+    final=st.lists(
+        st.one_of(st.floats(0.0, 5.0), st.sampled_from([0.0, 5e-324, 1e-310, 5.0])),
+        min_size=29,
+        max_size=29,
+    ),
+    lat=st.floats(LAT0 - 0.02, LAT1 + 0.02),
+    lng=st.floats(LNG0 - 0.02, LNG1 + 0.02),
+    k=st.integers(1, 100),
+    radius=st.floats(50.0, 20_000.0),
+    weights=st.lists(st.floats(-1.0, 2.0), min_size=4, max_size=4),
+    mapping=st.sampled_from(MAPPINGS),
+)
+@settings(max_examples=200, deadline=None)
+def test_compiled_ranking_equals_the_numpy_one_bit_for_bit(
+    final, lat, lng, k, radius, weights, mapping
+):
+    """Any radius, weights (negative too) and category mapping: same places, same order,
+    same scores and distances to the last bit as the array-at-a-time NumPy ranking."""
+    config = ranking.RankingConfig(radius, *weights, mapping=mapping)
+    got = ranking.rank(CAT, np.asarray(final), lat, lng, k, config)
+    expected = numpy_ranking.rank_numpy(CAT, np.asarray(final), lat, lng, k, config)
+    for name in ("indices", "categories", "scores", "distances_m"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), name)
 
 
 @given(
