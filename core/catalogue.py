@@ -30,6 +30,41 @@ def place_types(cell: object) -> frozenset[str]:
     return frozenset(t.strip().lower() for t in cell.split(",") if t.strip())
 
 
+STRIP_DEGREES = 0.005  # ~440 m of longitude in Madrid: a 2 km circle spans about ten strips
+MAX_STRIPS = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class SpatialLayout:
+    """The places reordered for the ranking's candidate search: cut into strips of longitude,
+    and by latitude within each strip, with the per-place columns the score needs in that
+    order. The places inside a lat/lng box are then a binary search per strip, read in
+    sequence, instead of a random walk over a latitude band that spans the whole city.
+    ``rows`` maps a position back to the catalogue row (file order, which breaks ties).
+    """
+
+    rows: np.ndarray  # int64: catalogue row of each position
+    strip_start: np.ndarray  # int64, n_strips + 1: first position of each strip
+    lng_min: float
+    strip_degrees: float
+    columns: np.ndarray  # float64 (7 × places): lat, lng, lat_rad, lng_rad, cos_lat, rating,
+    #                      review_term, each in layout order
+
+    @classmethod
+    def of(cls, cat: Catalogue) -> SpatialLayout:
+        n = len(cat)
+        lng_min = float(cat.lng.min()) if n else 0.0
+        span = float(cat.lng.max()) - lng_min if n else 0.0
+        width = max(STRIP_DEGREES, span / MAX_STRIPS)
+        n_strips = max(1, math.floor(span / width) + 1)
+        strip = np.minimum(np.floor((cat.lng - lng_min) / width), n_strips - 1).astype(np.int64)
+        rows = np.lexsort((np.arange(n), cat.lat, strip)).astype(np.int64)
+        strip_start = np.searchsorted(strip[rows], np.arange(n_strips + 1)).astype(np.int64)
+        source = (cat.lat, cat.lng, cat.lat_rad, cat.lng_rad, cat.cos_lat, cat.rating)
+        columns = np.ascontiguousarray(np.stack([*source, cat.review_term])[:, rows])
+        return cls(rows, strip_start, lng_min, width, columns)
+
+
 @dataclass(frozen=True, eq=False)
 class Catalogue:
     """Column arrays of the places, in file order (the order ties are broken in)."""
@@ -57,6 +92,29 @@ class Catalogue:
         latitudes around a user is two binary searches instead of a pass over every place."""
         order = np.argsort(self.lat, kind="stable")
         return order, self.lat[order]
+
+    @functools.cached_property
+    def layout(self) -> SpatialLayout:
+        """The places in strips of longitude, by latitude within a strip (see SpatialLayout)."""
+        return SpatialLayout.of(self)
+
+    def category_masks(self, mapping: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
+        """Each place's categories as a bit mask (bit ``c`` for category ``c``), in the order
+        of :attr:`layout`: the ranking tests a user's categories best first and stops at the
+        first one a place belongs to, instead of walking every category of every place."""
+        member = self.membership(mapping)
+        key = id(member)  # one matrix per mapping, kept for the life of the catalogue
+        cached = self._masks_cache.get(key)
+        if cached is None:
+            bits = (member.astype(np.uint32) << np.arange(len(CATEGORIES), dtype=np.uint32)).sum(
+                axis=1, dtype=np.uint32
+            )
+            cached = self._masks_cache[key] = np.ascontiguousarray(bits[self.layout.rows])
+        return cached
+
+    @functools.cached_property
+    def _masks_cache(self) -> dict[int, np.ndarray]:
+        return {}
 
     @functools.cached_property
     def _membership_cache(self) -> dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray]:
@@ -88,27 +146,6 @@ class Catalogue:
         if default:
             object.__setattr__(self, "_default_membership", member)
         return member
-
-    def member_lists(
-        self, mapping: Mapping[str, Sequence[str]] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The categories of each place as flat lists: place ``i``'s are
-        ``category[start[i]:start[i + 1]]``. A Madrid place belongs to 3 to 13 categories, so
-        the ranking looks at those instead of a row of 29 flags."""
-        member = self.membership(mapping)
-        key = id(member)  # one matrix per mapping, kept for the life of the catalogue
-        cached = self._member_lists_cache.get(key)
-        if cached is None:
-            counts = member.sum(axis=1)
-            start = np.zeros(len(self) + 1, dtype=np.int64)
-            np.cumsum(counts, out=start[1:])
-            category = np.nonzero(member)[1].astype(np.int64)
-            cached = self._member_lists_cache[key] = (start, category)
-        return cached
-
-    @functools.cached_property
-    def _member_lists_cache(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        return {}
 
 
 def from_frame(frame: pd.DataFrame, *, subject: str = "catalogue") -> Catalogue:

@@ -154,20 +154,15 @@ def rank(
         raise BadInput(f"expected {N_CATEGORIES} category scores, got shape {final.shape}")
     if not np.isfinite(final).all():
         raise BadInput("category scores must be finite numbers (no NaN or infinity)")
-    by_latitude, sorted_lat = catalogue.by_latitude
-    member_start, member_category = catalogue.member_lists(config.mapping)
+    layout = catalogue.layout
     half_lat, half_lng = _window(lat, config.radius_m)
     rows, scores, categories, dist = _rank_places()(
-        by_latitude,
-        sorted_lat,
-        catalogue.lng,
-        catalogue.lat_rad,
-        catalogue.lng_rad,
-        catalogue.cos_lat,
-        catalogue.rating,
-        catalogue.review_term,
-        member_start,
-        member_category,
+        layout.rows,
+        layout.strip_start,
+        layout.lng_min,
+        layout.strip_degrees,
+        layout.columns,
+        catalogue.category_masks(config.mapping),
         final,
         float(lat),
         float(lng),
