@@ -24,10 +24,11 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import json_body
 from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, monitoring, predict, ranking, resources
+from core import bootstrap, monitoring, predict, resources
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.config import get_settings
 from core.errors import CoreError
@@ -163,7 +164,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap.ensure_ready()
-        ranking.warm_up()  # the compiled kernel is loaded before the first request, not in it
+        predict.warm_up()  # compiled code is loaded before the first request, not in it
         if start_background:
             catalog.start()
             logger.start()
@@ -211,16 +212,35 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             )
         return served
 
-    @app.post("/recommend", response_model=RecommendResponse, openapi_extra=REQUIRES_KEY)
-    async def recommend(body: RecommendRequest) -> Response:
+    meters: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def meters_of(model: str, version: str, variant: str) -> tuple[Any, Any]:
+        """The latency and success series of a served version, looked up once: resolving
+        ``labels()`` on every request cost as much as building the response."""
+        key = (model, version, variant)
+        found = meters.get(key)
+        if found is None:
+            found = meters[key] = (
+                latency.labels(model, version, variant),
+                requests_total.labels(model, version, variant, "ok"),
+            )
+        return found
+
+    @app.post(
+        "/recommend",
+        response_model=RecommendResponse,
+        openapi_extra=REQUIRES_KEY | json_body.schema(RecommendRequest),
+    )
+    async def recommend(request: Request) -> Response:
+        body = json_body.parse(RecommendRequest, await request.body())
         served = served_model(body.model)
         loaded, variant = served.pick(body.user_id, random.random())
         version = loaded.version.version
         started = time.perf_counter()
-        prefs = np.asarray([body.ratings], dtype=np.float64)
-        mask = prefs > 0 if body.mask is None else np.asarray([body.mask], dtype=bool)
+        prefs = np.asarray(body.ratings, dtype=np.float64)
+        mask = prefs > 0 if body.mask is None else np.asarray(body.mask, dtype=bool)
         try:
-            items, predicted = predict.rank_one(loaded, prefs, mask, body.lat, body.lng, body.k)
+            places, predicted = predict.rank_one(loaded, prefs, mask, body.lat, body.lng, body.k)
         except CoreError as exc:
             errors_total.labels(served.model, version, variant).inc()
             requests_total.labels(served.model, version, variant, "error").inc()
@@ -248,9 +268,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             variant=variant,
             ratings=body.ratings,
             k=body.k,
-            places=[r.place_id for r in items],
-            categories=[r.category for r in items],
-            scores=[round(r.score, 6) for r in items],
+            places=places.place_ids,
+            categories=places.categories,
+            scores=[round(s, 6) for s in places.scores],
             latency_ms=elapsed * 1000,
             lat=body.lat,
             lng=body.lng,
@@ -258,8 +278,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             user_id=body.user_id,
         )
         logger.add(record)
-        latency.labels(served.model, version, variant).observe(elapsed)
-        requests_total.labels(served.model, version, variant, "ok").inc()
+        observe, count = meters_of(served.model, version, variant)
+        observe.observe(elapsed)
+        count.inc()
         payload = {
             "request_id": record.request_id,
             "model": served.model,
@@ -267,15 +288,24 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             "variant": variant,
             "places": [
                 {
-                    "place_id": r.place_id,
-                    "name": r.name,
-                    "category": r.category,
-                    "score": r.score,
-                    "distance_m": r.distance_m,
-                    "lat": r.lat,
-                    "lng": r.lng,
+                    "place_id": place_id,
+                    "name": name,
+                    "category": category,
+                    "score": score,
+                    "distance_m": distance,
+                    "lat": lat,
+                    "lng": lng,
                 }
-                for r in items
+                for place_id, name, category, score, distance, lat, lng in zip(
+                    places.place_ids,
+                    places.names,
+                    places.categories,
+                    places.scores,
+                    places.distances_m,
+                    places.lats,
+                    places.lngs,
+                    strict=True,
+                )
             ],
         }
         # Built by us from typed values: skip re-validating it against the response model.

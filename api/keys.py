@@ -3,7 +3,8 @@
 The check is a plain ASGI middleware rather than a FastAPI ``Security`` dependency: resolving
 that dependency cost about 100 µs of CPU a request, more than ranking the catalogue, and the
 recommendation path is the service's reason to exist. A route asks for a key by declaring
-``openapi_extra=REQUIRES_KEY``, which also shows the requirement in the OpenAPI schema.
+``openapi_extra=REQUIRES_KEY`` (merged with any other extra), which also shows the
+requirement in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def configured_keys() -> list[str]:
 
 def protected_paths(app: FastAPI) -> frozenset[str]:
     return frozenset(
-        r.path for r in app.routes if isinstance(r, APIRoute) and r.openapi_extra == REQUIRES_KEY
+        r.path
+        for r in app.routes
+        if isinstance(r, APIRoute)
+        and (r.openapi_extra or {}).get("security") == REQUIRES_KEY["security"]
     )
 
 

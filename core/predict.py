@@ -68,6 +68,17 @@ def _fingerprint(folder: Path, files: dict[str, str]) -> tuple[tuple[str, int, i
     return tuple(out)
 
 
+def warm_up() -> None:
+    """Load (or compile) the request path's compiled code now (the ranking and the
+    autoencoders' forward pass), so that a server's first request does not pay for it."""
+    from core.families.dense_kernel import predict_one
+
+    ranking.warm_up()
+    ones = np.ones(N_CATEGORIES)
+    sizes = np.array([N_CATEGORIES, N_CATEGORIES], dtype=np.int64)
+    predict_one(ones, ones, ones * 0, np.zeros(N_CATEGORIES**2), ones * 0, sizes, sizes * 0)
+
+
 def load_version(info: VersionInfo) -> LoadedVersion:
     """The model of ``info``, verified against its SHA-256 on first load and on any change."""
     key = (str(artifacts.root() / info.artifact_dir), info.files.get(METADATA_FILE, ""))
@@ -161,20 +172,52 @@ def predict_categories(
     return load(model, version).model.predict(matrix, known)
 
 
-def _items(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[Recommendation]:
+@dataclass(frozen=True)
+class RankedColumns:
+    """One user's ranked places as parallel lists, best first.
+
+    What an API response and its log row are built from: a frozen object per place cost more
+    than ranking the places (each field is set through ``object.__setattr__``), and the
+    response and the log want columns anyway.
+    """
+
+    place_ids: list[str]
+    names: list[str]
+    categories: list[str]
+    scores: list[float]
+    distances_m: list[float]
+    lats: list[float]
+    lngs: list[float]
+
+
+def _columns(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> RankedColumns:
     # One gather and one ``tolist`` per column: indexing NumPy arrays element by element
     # cost more than the ranking itself.
+    at = ranked.indices
+    return RankedColumns(
+        cat.place_ids[at].tolist(),
+        cat.names[at].tolist(),
+        [CATEGORIES[c] for c in ranked.categories.tolist()],
+        ranked.scores.tolist(),
+        ranked.distances_m.tolist(),
+        cat.lat[at].tolist(),
+        cat.lng[at].tolist(),
+    )
+
+
+def _items(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[Recommendation]:
+    c = _columns(cat, ranked)
     at = ranked.indices
     return [
         Recommendation(*fields)
         for fields in zip(
-            cat.place_ids[at].tolist(),
-            cat.names[at].tolist(),
-            [CATEGORIES[c] for c in ranked.categories.tolist()],
-            ranked.scores.tolist(),
-            ranked.distances_m.tolist(),
-            cat.lat[at].tolist(),
-            cat.lng[at].tolist(),
+            c.place_ids,
+            c.names,
+            c.categories,
+            c.scores,
+            c.distances_m,
+            c.lats,
+            c.lngs,
             cat.rating[at].tolist(),
             cat.reviews[at].tolist(),
             strict=True,
@@ -200,12 +243,14 @@ def recommend_loaded(
 
 def rank_one(
     loaded: LoadedVersion, prefs: np.ndarray, mask: np.ndarray, lat: float, lng: float, k: int
-) -> tuple[list[Recommendation], np.ndarray]:
-    """One validated user: the places and the model's predicted scores (for the log)."""
-    predicted = loaded.model.predict(prefs, mask)
-    finals = final_scores(prefs, mask, predicted)
-    ranked = ranking.rank(catalogue_module.load(), finals[0], lat, lng, k, loaded.config)
-    return _items(catalogue_module.load(), ranked), predicted[0]
+) -> tuple[RankedColumns, np.ndarray]:
+    """One validated user (``prefs`` and ``mask`` of 29): the places, and the model's
+    predicted scores for the log. The request path: no batch machinery, no objects per place.
+    """
+    predicted = loaded.model.predict_one(prefs, mask)
+    final = np.where(mask, prefs, predicted)
+    cat = catalogue_module.load()
+    return _columns(cat, ranking.rank(cat, final, lat, lng, k, loaded.config)), predicted
 
 
 def _coordinate(value: Any, name: str) -> float:

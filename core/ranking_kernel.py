@@ -8,8 +8,9 @@ haversine and the category walk of hundreds of places that could never make the 
 pass now bounds each candidate's score cheaply first and computes the exact figures only for
 the few that can still be among a category's best.
 
-Only this module imports Numba, lazily: the first call of a process loads the compiled code
-from the cache beside this file (compiling it, a few seconds, when there is none).
+Only this module and ``core.families.dense_kernel`` import Numba, lazily: the first call of
+a process loads the compiled code from the cache beside the file (compiling it, a few
+seconds, when there is none).
 """
 
 from __future__ import annotations

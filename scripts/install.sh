@@ -27,6 +27,6 @@ if [ "${1:-}" = --dev ] && ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-# Compile the ranking kernel once into its cache (core/__pycache__), so that no server or test
-# process pays the few seconds of compilation on its first ranking.
-.venv/bin/python -c "from core import ranking; ranking.warm_up()"
+# Compile the request path (ranking, forward pass) once into its cache (__pycache__), so that
+# no server or test process pays the few seconds of compilation on its first request.
+.venv/bin/python -c "from core import predict; predict.warm_up()"

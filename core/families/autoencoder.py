@@ -181,6 +181,17 @@ class Autoencoder(Family):
         out /= self.minmax.scale
         return out.astype(np.float64)
 
+    def predict_one(self, ratings: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """:meth:`predict` for one user, compiled (see ``dense_kernel``)."""
+        from core.families.dense_kernel import predict_one
+
+        return predict_one(
+            np.ascontiguousarray(ratings, dtype=np.float64),
+            self.minmax.scale,
+            self.minmax.min,
+            *self.net.packed,
+        )
+
     def save(self, folder: Path) -> None:
         self.keras_model.save(folder / MODEL_FILE)
         joblib.dump(self.scaler, folder / SCALER_FILE)

@@ -73,6 +73,11 @@ class Family:
         """Category scores 0–5 for each user (n × 29)."""
         raise NotImplementedError
 
+    def predict_one(self, ratings: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The 29 scores of one user (``ratings`` and ``mask`` of 29); families whose batch
+        call has a fixed cost worth avoiding on the request path override it."""
+        return self.predict(ratings[None, :], mask[None, :])[0]
+
     def save(self, folder: Path) -> None:
         raise NotImplementedError
 

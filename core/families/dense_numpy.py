@@ -2,7 +2,9 @@
 
 Importing TensorFlow costs seconds and ``model.predict`` ~40 ms per call; the Planwise
 autoencoders are a few dense layers, whose forward pass in NumPy takes microseconds and gives
-the same numbers (float32, same operation order as Keras' Dense). Both the legacy ``.h5``
+Keras' numbers to float32 precision: each layer sums in float64 and rounds to float32 once,
+so a batch (NumPy here) and one user (``dense_kernel``) agree whatever the BLAS kernel's
+summation order. Both the legacy ``.h5``
 format (Keras 2) and Keras 3's ``.keras`` zip are read. Anything that is not a plain stack of
 Dense layers (with Dropout/noise layers, inactive at inference) is refused, because the NumPy
 pass would silently compute something else.
@@ -10,6 +12,7 @@ pass would silently compute something else.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -31,13 +34,15 @@ INERT_LAYERS = {
     "GaussianDropout",
     "ActivityRegularization",
 }
+# On float64 sums; the caller rounds the result to float32.
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0.0, dtype=np.float32),
-    "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-x))).astype(np.float32),
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "tanh": np.tanh,
-    "elu": lambda x: np.asarray(np.where(x > 0, x, np.expm1(np.minimum(x, 0))), np.float32),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
 }
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "elu": 4}  # dense_kernel
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,25 @@ class DenseNet:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.asarray(x, dtype=np.float32)
-        for layer in self.layers:
-            out = ACTIVATIONS[layer.activation](out @ layer.kernel + layer.bias)
+        for kernel, bias, activation in self._float64_layers:
+            out = ACTIVATIONS[activation](out.astype(np.float64) @ kernel + bias).astype(np.float32)
         return out
+
+    @functools.cached_property
+    def _float64_layers(self) -> tuple[tuple[np.ndarray, np.ndarray, str], ...]:
+        return tuple(
+            (layer.kernel.astype(np.float64), layer.bias.astype(np.float64), layer.activation)
+            for layer in self.layers
+        )
+
+    @functools.cached_property
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(kernels, biases, sizes, activation codes) as flat arrays for ``dense_kernel``."""
+        weights = np.concatenate([k.ravel() for k, _, _ in self._float64_layers])
+        biases = np.concatenate([b for _, b, _ in self._float64_layers])
+        sizes = np.array([self.input_size, *(len(b) for _, b, _ in self._float64_layers)])
+        codes = np.array([ACTIVATION_CODES[a] for _, _, a in self._float64_layers])
+        return weights, biases, sizes.astype(np.int64), codes.astype(np.int64)
 
     def check_autoencoder(self, subject: str) -> None:
         if self.input_size != N_CATEGORIES or self.output_size != N_CATEGORIES:
