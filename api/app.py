@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import json_body
+from api import direct
 from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
 from api.logger import PredictionLogger
 from api.serving import Catalog
@@ -226,13 +226,8 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             )
         return found
 
-    @app.post(
-        "/recommend",
-        response_model=RecommendResponse,
-        openapi_extra=REQUIRES_KEY | json_body.schema(RecommendRequest),
-    )
     async def recommend(request: Request) -> Response:
-        body = json_body.parse(RecommendRequest, await request.body())
+        body = direct.parse(RecommendRequest, await request.body())
         served = served_model(body.model)
         loaded, variant = served.pick(body.user_id, random.random())
         version = loaded.version.version
@@ -310,6 +305,16 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         }
         # Built by us from typed values: skip re-validating it against the response model.
         return Response(orjson.dumps(payload), media_type="application/json")
+
+    app.router.add_api_route(
+        "/recommend",
+        recommend,
+        methods=["POST"],
+        response_model=RecommendResponse,
+        summary="Recommend",
+        openapi_extra=REQUIRES_KEY | direct.body_schema(RecommendRequest),
+        route_class_override=direct.DirectRoute,
+    )
 
     @app.post("/feedback", status_code=202, openapi_extra=REQUIRES_KEY)
     async def feedback(body: FeedbackRequest) -> dict[str, str]:

@@ -1,0 +1,55 @@
+"""Routes that take the raw request: for the recommendation path, where FastAPI's per-request
+machinery cost as much as the recommendation.
+
+A :class:`DirectRoute` is still an ``APIRoute``: FastAPI routes it, documents it (response
+model, ``openapi_extra``) and runs the app's middleware and exception handlers around it. Its
+endpoint takes the ``Request`` and returns a ``Response``, so FastAPI skips what such an
+endpoint never needs: dependency solving (which parses query string, headers and cookies on
+every request), its body reading, and response serialisation (FastAPI's documented
+custom-``APIRoute`` hook, ``get_route_handler``).
+
+FastAPI would read a body model by decoding the JSON with the standard library, parsing the
+Content-Type header through ``email.message`` and then validating the decoded objects;
+:func:`parse` gets the same model, and the same 422 naming each field (``loc`` starting with
+``"body"``), from pydantic-core's ``model_validate_json`` in one step. :func:`body_schema`
+documents the body in the OpenAPI schema as FastAPI would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class DirectRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint  # type: ignore[no-any-return]
+
+
+def parse(model: type[M], raw: bytes) -> M:
+    """The body as ``model``; a RequestValidationError (422) naming the fields at fault."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the route's required JSON body."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
