@@ -232,20 +232,20 @@ def get_engine(settings: Settings | None = None) -> Engine:
         return engine
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """NumPy scalars and arrays in JSON columns (metrics, histories) become plain numbers."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     # orjson: the prediction log writes four JSON lists per row; the stdlib encoder was most
     # of the cost of a batch insert.
-    return orjson.dumps(value, default=_json_default).decode()
+    return orjson.dumps(value, default=json_default).decode()
 
 
-JSON_OPTIONS: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
 def _create_engine(settings: Settings) -> Engine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import os
 import time
 from collections import defaultdict
@@ -20,10 +21,10 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import JSON, Table, func, insert, select
 
 from core.categories import CATEGORIES
-from core.db import transaction, utcnow
+from core.db import UTCDateTime, json_dumps, transaction, utcnow
 from core.errors import BadInput, NotFound
 from core.telemetry_tables import (
     LATENCY_EDGES_MS,
@@ -121,13 +122,15 @@ SQLITE_ROWS_PER_INSERT = 500  # × 16 columns: well under SQLite's 32,766 parame
 
 
 def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
-    """The log rows, on SQLite as multi-row INSERTs.
+    """The log rows, on SQLite as multi-row INSERTs with the values encoded column by column.
 
-    An ``executemany`` steps SQLite once per row and the driver releases the GIL around each
-    step; inside the API, whose event loop wants the GIL back at once, every row then cost
-    two thread switches, and the log writer took more CPU than the requests it logged. One
-    statement per 500 rows hands over the GIL once per 500 rows. Values go through the
-    columns' own bind processors, so what is stored is what the ORM would store.
+    The API logs from a thread of its own, and every microsecond that thread spends in Python
+    holds the GIL its requests are waiting for. An ``executemany`` steps SQLite once per row,
+    and the driver hands the GIL over around each step; one statement per 500 rows hands it
+    over once per 500. Each column is then encoded in one pass: JSON columns by the very
+    serializer their bind processor calls, UTC timestamps straight into SQLite's storage
+    format, anything else by the column's own bind processor, so what is stored is what the
+    ORM would store (a test compares the two), at a third of the processors' cost.
     """
     table = cast(Table, PredictionLogRow.__table__)
     conn = s.connection()
@@ -136,20 +139,25 @@ def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
         s.execute(insert(table), [r.row() for r in records])
         return
     columns = [c for c in table.columns if c.name in _RECORD_FIELDS]
-    processors = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
     names = ", ".join(c.name for c in columns)
     group = "(" + ", ".join("?" * len(columns)) + ")"
     for start in range(0, len(records), SQLITE_ROWS_PER_INSERT):
         chunk = records[start : start + SQLITE_ROWS_PER_INSERT]
-        params: list[Any] = []
-        for r in chunk:
-            for name, process in processors:
-                value = getattr(r, name)
-                params.append(value if process is None else process(value))
+        encoded = [_encode_column(c, [getattr(r, c.name) for r in chunk], dialect) for c in columns]
         conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) VALUES {', '.join([group] * len(chunk))}",
-            tuple(params),
+            tuple(itertools.chain.from_iterable(zip(*encoded, strict=True))),
         )
+
+
+def _encode_column(column: Any, values: list[Any], dialect: Any) -> list[Any]:
+    if isinstance(column.type, JSON):
+        return [json_dumps(v) for v in values]  # what the JSON type's processor returns
+    if isinstance(column.type, UTCDateTime) and all(v.tzinfo is dt.UTC for v in values):
+        # SQLAlchemy's SQLite format, 2026-05-01 10:00:00.000000: the ISO form without zone
+        return [v.isoformat(" ", "microseconds")[:26] for v in values]
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return values if process is None else [process(v) for v in values]
 
 
 def _apply_rollups(s: Any, deltas: dict[tuple[int, str, str, str], dict[str, Any]]) -> None:

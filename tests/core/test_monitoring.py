@@ -178,6 +178,39 @@ def test_a_large_batch_reads_back_exactly_as_written(backend) -> None:
     assert len(window) == sum(r.error is None for r in records)
 
 
+def test_batch_writes_store_what_the_orm_stores(backend) -> None:
+    """The batch writer encodes columns itself (SQLite); the stored text is the ORM's, for
+    UTC and other zones, whole seconds, NumPy numbers and missing values."""
+    from core.db import transaction
+    from core.telemetry_tables import PredictionLogRow
+
+    madrid = dt.timezone(dt.timedelta(hours=2))
+    records = [
+        rec(T0 + dt.timedelta(microseconds=123_456), lat=40.4, lng=-3.7, user_id="u1"),
+        rec(T0, error="boom"),  # whole second: no fraction in its ISO form
+        rec(T0, ratings=[np.float64(1.5)] + [0.0] * 28, lat=np.float64(40.5), lng=-3.6),
+        rec(T0.astimezone(madrid) + dt.timedelta(microseconds=5)),  # not in datetime.UTC
+    ]
+    monitoring.write_batch(records[:3])
+    monitoring.write_batch(records[3:])
+    twins = [
+        monitoring.PredictionRecord(**{**r.row(), "request_id": r.request_id[:-4] + "beef"})
+        for r in records
+    ]
+    with transaction() as s:
+        s.add_all(PredictionLogRow(**t.row()) for t in twins)
+    names = [c.name for c in PredictionLogRow.__table__.columns if c.name not in ("id",)]
+    with transaction(write=False) as s:  # the driver's values: what is in the table
+        raw = s.connection().exec_driver_sql(f"SELECT {', '.join(names)} FROM prediction_logs")
+        stored = {row[names.index("request_id")]: row for row in raw}
+    skip = names.index("request_id")
+    for r, t in zip(records, twins, strict=True):
+        ours, orm = stored[r.request_id], stored[t.request_id]
+        assert [v for i, v in enumerate(ours) if i != skip] == [
+            v for i, v in enumerate(orm) if i != skip
+        ], r
+
+
 def test_bad_writes_change_nothing(backend) -> None:
     with pytest.raises(BadInput, match="unknown variant 'shadow'"):
         monitoring.write_batch([rec(T0), rec(T0, variant="shadow")])
