@@ -274,7 +274,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             latency_ms=elapsed * 1000,
             lat=body.lat,
             lng=body.lng,
-            predicted=np.round(predicted, 4).tolist(),
+            predicted=(np.rint(predicted * 1e4) / 1e4).tolist(),  # np.round's own steps
             user_id=body.user_id,
         )
         logger.add(record)

@@ -73,6 +73,9 @@ def rank_places(
     bound is below the ``depth``-th best lower bound of its category is beaten by that many
     places for certain, and is dropped before its exact score is computed.
     """
+    for c in range(N_CATEGORIES):
+        if not math.isfinite(final[c]):
+            raise ValueError("category scores must be finite numbers (no NaN or infinity)")
     lat_col, lng_col = columns[LAT], columns[LNG]
     lat_rad, lng_rad, cos_lat = columns[LAT_RAD], columns[LNG_RAD], columns[COS_LAT]
     rating, review_term = columns[RATING], columns[REVIEW_TERM]
