@@ -1,6 +1,6 @@
 """API throughput and latency on loopback, driven from a second process.
 
-    .venv/bin/python bench/bench_api.py [--seconds 6] [--rounds 3] [--concurrency 8]
+    .venv/bin/python bench/bench_api.py [--seconds 5] [--rounds 5] [--concurrency 8]
 
 Starts ``python -m api`` (prediction logging on, SQLite registry) and a plain FastAPI app
 returning a constant on the same machine, then drives them in turn, round after round, with
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import ROOT, median, percentile, scratch_registry, table
 
@@ -148,8 +149,8 @@ def wait_up(port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=6, help="per round and server")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5, help="per round and server")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="API processes")
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
@@ -194,7 +195,10 @@ def main() -> None:
         # per cent over a minute, and a ratio of two runs minutes apart measured the drift.
         for _ in range(args.rounds):
             for name in (api_name, plain_name):
-                rounds[name].append(drive_round(ports[name], args, env))
+                before = cpu_seconds(servers[name].pid)
+                result = drive_round(ports[name], args, env)
+                result["cpu_us"] = (cpu_seconds(servers[name].pid) - before) / result["requests"]
+                rounds[name].append(result)
     finally:
         for server in servers.values():
             server.terminate()
@@ -210,11 +214,12 @@ def main() -> None:
             " / ".join(f"{x['rps']:.0f}" for x in rounds[name]),
             f"{r['p50']:.1f} ms",
             f"{r['p99']:.1f} ms",
+            f"{r['cpu_us'] * 1e6:.0f} µs",
         ]
         for name, r in summary.items()
     ]
     headers = ["server", "requests", "failures", "requests/s (median)", "per round"]
-    print(table(rows, [*headers, "p50", "p99"]))
+    print(table(rows, [*headers, "p50", "p99", "server CPU a request"]))
     api = summary[api_name]
     shares = [
         a["rps"] / b["rps"] for a, b in zip(rounds[api_name], rounds[plain_name], strict=True)
@@ -264,7 +269,14 @@ def pooled(rounds: list[dict]) -> dict:
         "rps": median([r["rps"] for r in rounds]),
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
+        "cpu_us": median([r["cpu_us"] for r in rounds]),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
