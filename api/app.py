@@ -174,9 +174,11 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             catalog.refresh()
         # What start-up built (catalogue, models, ORM metadata, routes) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it all
-        # again every few thousand requests.
+        # again every few thousand requests (until shutdown gives it back).
+        gc.collect()
         gc.freeze()
         yield
+        gc.unfreeze()
         sampler.stop()
         catalog.stop()
         logger.stop()

@@ -248,7 +248,7 @@ def rank_one(
     predicted scores for the log. The request path: no batch machinery, no objects per place.
     """
     predicted = loaded.model.predict_one(prefs, mask)
-    final = np.where(mask, prefs, predicted)
+    final = final_scores(prefs, mask, predicted)
     cat = catalogue_module.load()
     return _columns(cat, ranking.rank(cat, final, lat, lng, k, loaded.config)), predicted
 

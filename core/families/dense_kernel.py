@@ -17,8 +17,9 @@ import math
 import numpy as np
 from numba import njit
 
-# Activation codes of DenseNet.packed
-LINEAR, RELU, SIGMOID, TANH, ELU = range(5)
+from core.families.dense_numpy import ACTIVATION_CODES
+
+RELU, SIGMOID, TANH, ELU = (ACTIVATION_CODES[a] for a in ("relu", "sigmoid", "tanh", "elu"))
 
 
 @njit(cache=True, nogil=True)
