@@ -24,6 +24,7 @@ from tests.conftest import PROJECT_ROOT, RegistryEnv
 from tests.dashboard.builders import Populated, create_accounts, populate
 
 START_TIMEOUT = 60.0
+ASSERT_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def chromium() -> str:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    # Assertions wait as long as the tests' page actions do: under the whole suite this
+    # 2-core machine took longer than Playwright's default 5 s to rerun a page after a click.
+    pytest.importorskip("playwright.sync_api").expect.set_options(timeout=ASSERT_TIMEOUT_MS)
     return path
 
 
