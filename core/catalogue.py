@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,17 @@ class SpatialLayout:
     strip_start: np.ndarray  # int64, n_strips + 1: first position of each strip
     lng_min: float
     strip_degrees: float
-    columns: np.ndarray  # float64 (7 × places): lat, lng, lat_rad, lng_rad, cos_lat, rating,
-    #                      review_term, each in layout order
+    columns: np.ndarray  # float64 (COLUMNS × places), each in layout order
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "lat",
+        "lng",
+        "lat_rad",
+        "lng_rad",
+        "cos_lat",
+        "rating",
+        "review_term",
+    )
 
     @classmethod
     def of(cls, cat: Catalogue) -> SpatialLayout:
@@ -60,8 +70,8 @@ class SpatialLayout:
         strip = np.minimum(np.floor((cat.lng - lng_min) / width), n_strips - 1).astype(np.int64)
         rows = np.lexsort((np.arange(n), cat.lat, strip)).astype(np.int64)
         strip_start = np.searchsorted(strip[rows], np.arange(n_strips + 1)).astype(np.int64)
-        source = (cat.lat, cat.lng, cat.lat_rad, cat.lng_rad, cat.cos_lat, cat.rating)
-        columns = np.ascontiguousarray(np.stack([*source, cat.review_term])[:, rows])
+        source = np.stack([getattr(cat, name) for name in cls.COLUMNS])
+        columns = np.ascontiguousarray(source[:, rows])
         return cls(rows, strip_start, lng_min, width, columns)
 
 
@@ -85,13 +95,6 @@ class Catalogue:
 
     def __len__(self) -> int:
         return len(self.place_ids)
-
-    @functools.cached_property
-    def by_latitude(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ordered by latitude and the latitudes in that order, so that the band of
-        latitudes around a user is two binary searches instead of a pass over every place."""
-        order = np.argsort(self.lat, kind="stable")
-        return order, self.lat[order]
 
     @functools.cached_property
     def layout(self) -> SpatialLayout:

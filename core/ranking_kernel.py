@@ -20,11 +20,14 @@ import math
 import numpy as np
 from numba import njit
 
+from core.catalogue import SpatialLayout
 from core.categories import MAX_RATING, N_CATEGORIES
 from core.ranking import EARTH_RADIUS_M
 
-# Columns of SpatialLayout.columns
-LAT, LNG, LAT_RAD, LNG_RAD, COS_LAT, RATING, REVIEW_TERM = range(7)
+LAT, LNG, LAT_RAD, LNG_RAD, COS_LAT, RATING, REVIEW_TERM = (
+    SpatialLayout.COLUMNS.index(name)
+    for name in ("lat", "lng", "lat_rad", "lng_rad", "cos_lat", "rating", "review_term")
+)
 APPROXIMATE_UP_TO = 1e-3  # relative error bound beyond which every distance is exact
 
 

@@ -27,7 +27,8 @@ def _box(catalogue: Catalogue, lat: float, lng: float, radius_m: float) -> np.nd
     dlng = math.degrees(radius_m / (EARTH_RADIUS_M * cos_edge)) * 1.01
     if dlng >= 180.0:
         return np.arange(len(catalogue))
-    order, lats = catalogue.by_latitude
+    order = np.argsort(catalogue.lat, kind="stable")
+    lats = catalogue.lat[order]
     band = order[np.searchsorted(lats, lat - dlat) : np.searchsorted(lats, lat + dlat, "right")]
     apart = np.abs(catalogue.lng[band] - lng)
     inside = np.minimum(apart, 360.0 - apart) <= dlng  # across the antimeridian too
