@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import direct
+from api import direct, log_writer
 from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
 from api.logger import PredictionLogger
 from api.serving import Catalog
@@ -159,7 +159,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     ProcessCollector(registry=metrics_registry)  # CPU seconds, resident memory, open files
     sampler = resources.Sampler("api")
     catalog = Catalog()
-    logger = PredictionLogger(registry=metrics_registry)
+    logger = PredictionLogger(
+        registry=metrics_registry, writer=log_writer.for_database(get_settings())
+    )
     keys = configured_keys()
 
     @contextlib.asynccontextmanager
@@ -234,7 +236,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         return found
 
     async def recommend(request: Request) -> Response:
-        body = direct.parse(RecommendRequest, await request.body())
+        body = direct.parse(RecommendRequest, await direct.read_body(request))
         served = served_model(body.model)
         loaded, variant = served.pick(body.user_id, random.random())
         version = loaded.version.version
@@ -272,11 +274,11 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             k=body.k,
             places=places.place_ids,
             categories=places.categories,
-            scores=[round(s, 6) for s in places.scores],
+            scores=places.scores,
             latency_ms=elapsed * 1000,
             lat=body.lat,
             lng=body.lng,
-            predicted=(np.rint(predicted * 1e4) / 1e4).tolist(),  # np.round's own steps
+            predicted=predicted.tolist(),
             user_id=body.user_id,
         )
         logger.add(record)

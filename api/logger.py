@@ -1,10 +1,11 @@
 """Prediction logging off the request path: a bounded buffer flushed in batches.
 
-Requests only append to a deque; a background thread writes batches through
-``core.monitoring.write_batch``. If the database is away, the batch stays in the buffer and
-is retried with back-off; only when the buffer is full are the oldest records dropped, and
-every dropped record is counted (exported in ``/metrics``). Feedback waits for the flush of
-the request it refers to, so a fast click never races its own log row.
+Requests only append to a deque; a background thread hands batches to a writer
+(``api.log_writer``: a child process that calls ``core.monitoring.write_batch``). If the
+database is away, the batch stays in the buffer and is retried with back-off; only when the
+buffer is full are the oldest records dropped, and every dropped record is counted (exported
+in ``/metrics``). Feedback waits for the flush of the request it refers to, so a fast click
+never races its own log row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import deque
 
 from prometheus_client import Counter, Gauge
 
+from api.log_writer import BatchWriter, InProcessWriter
 from core import monitoring
 from core.errors import CoreError
 
@@ -27,8 +29,14 @@ FLUSH_SECONDS = 0.25
 
 
 class PredictionLogger:
-    def __init__(self, capacity: int = 200_000, registry=None) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        capacity: int = 200_000,
+        registry=None,  # noqa: ANN001
+        writer: BatchWriter | None = None,
+    ) -> None:
         self.capacity = capacity
+        self.writer = writer or InProcessWriter()
         self.buffer: deque[monitoring.PredictionRecord] = deque()
         self.feedback: deque[tuple[str, str, int]] = deque()
         self.lock = threading.Lock()
@@ -79,7 +87,7 @@ class PredictionLogger:
                 batch = list(itertools.islice(self.buffer, min(BATCH, todo - written)))
             if not batch:
                 break
-            monitoring.write_batch(batch)
+            self.writer.write(batch)
             done = {id(r) for r in batch}
             with self.lock:  # a full buffer may have dropped some of them meanwhile
                 while self.buffer and id(self.buffer[0]) in done:
@@ -104,6 +112,10 @@ class PredictionLogger:
                     log.warning("feedback for %s dropped: %s", request_id, exc)
 
     def run(self) -> None:
+        try:
+            self.writer.start()
+        except Exception as exc:  # noqa: BLE001 - the first flush tries again
+            log.warning("prediction log writer did not start: %s", exc)
         backoff = FLUSH_SECONDS
         while not self.stop_event.wait(backoff):
             try:
@@ -129,3 +141,4 @@ class PredictionLogger:
             except Exception as exc:  # noqa: BLE001
                 log.error("could not write %d buffered predictions: %s", len(self.buffer), exc)
                 time.sleep(0.5)
+        self.writer.close()

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         """The URL with a relative SQLite path anchored at the project root."""
-        if self.is_sqlite:
+        if self.is_sqlite and ":///" in self.database_url:  # sqlite:// is in memory
             path = self.database_url.split(":///", 1)[1]
             if path and path != ":memory:" and not Path(path).is_absolute():
                 return f"sqlite:///{PROJECT_ROOT / path}"

@@ -127,13 +127,11 @@ def simulate(
                     k=10,
                     places=[r.place_id for r in items],
                     categories=[r.category for r in items],
-                    scores=[round(r.score, 6) for r in items],
+                    scores=[r.score for r in items],
                     latency_ms=latency,
                     lat=float(lats[i]),
                     lng=float(lngs[i]),
-                    predicted=None
-                    if predicted is None
-                    else [round(float(x), 4) for x in predicted],
+                    predicted=None if predicted is None else predicted.tolist(),
                     error=error,
                     user_id=str(users.iloc[i, 0]),
                     ts=times[i],

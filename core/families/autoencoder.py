@@ -28,6 +28,20 @@ LEGACY_MODEL_FILE = "model.h5"
 SCALER_FILE = "scaler.save"
 
 
+_forward: Any = None
+
+
+def _forward_pass() -> Any:
+    """The compiled forward pass, imported on first use (Numba stays out of import paths
+    that never predict); an import statement in the request path costs a microsecond."""
+    global _forward
+    if _forward is None:
+        from core.families.dense_kernel import predict_one
+
+        _forward = predict_one
+    return _forward
+
+
 class Autoencoder(Family):
     name = "autoencoder"
     framework = "tensorflow"
@@ -183,9 +197,7 @@ class Autoencoder(Family):
 
     def predict_one(self, ratings: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """:meth:`predict` for one user, compiled (see ``dense_kernel``)."""
-        from core.families.dense_kernel import predict_one
-
-        return predict_one(
+        return _forward_pass()(
             np.ascontiguousarray(ratings, dtype=np.float64),
             self.minmax.scale,
             self.minmax.min,

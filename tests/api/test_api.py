@@ -164,3 +164,32 @@ def test_resources_are_sampled_and_exported(served):
     assert list(frame["kind"]) == ["api"] and frame["rss_mb"].iloc[0] > 10
     metrics = served.get("/metrics").text
     assert "process_resident_memory_bytes" in metrics and "process_cpu_seconds_total" in metrics
+
+
+def test_a_body_in_several_messages_reads_whole_and_a_disconnect_is_noticed() -> None:
+    import asyncio
+
+    from starlette.requests import ClientDisconnect, Request
+
+    from api import direct
+
+    def request(*messages: dict) -> Request:
+        queue = list(messages)
+
+        async def receive() -> dict:
+            return queue.pop(0)
+
+        return Request({"type": "http", "method": "POST", "headers": []}, receive)
+
+    parts = [b'{"a":', b" 1", b"}"]
+    chunked = request(
+        *({"type": "http.request", "body": p, "more_body": i < 2} for i, p in enumerate(parts))
+    )
+    assert asyncio.run(direct.read_body(chunked)) == b'{"a": 1}'
+    one = request({"type": "http.request", "body": b"{}"})
+    assert asyncio.run(direct.read_body(one)) == b"{}"
+    gone = request(
+        {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}
+    )
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(direct.read_body(gone))

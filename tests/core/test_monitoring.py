@@ -484,3 +484,25 @@ def test_request_ids_are_time_ordered_uuid7() -> None:
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     stamps = [uuid.UUID(t).int >> 80 for t in ids]
     assert stamps == sorted(stamps) and len(set(ids)) == len(ids)
+
+
+def test_request_ids_stay_unique_across_refills_and_forks() -> None:
+    """The random part comes from a pool of the system's random bytes, refilled as it runs
+    out; a forked child starts a pool of its own instead of repeating its parent's ids."""
+    import os
+    import uuid
+
+    ids = [monitoring.time_ordered_id() for _ in range(3 * 4096)]
+    assert len(set(ids)) == len(ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without pytest's clean-up
+        os.write(write, monitoring.time_ordered_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    ours = monitoring.time_ordered_id()
+    random_part = lambda text: uuid.UUID(text).int & ((1 << 62) - 1)  # noqa: E731
+    assert random_part(theirs) != random_part(ours)
