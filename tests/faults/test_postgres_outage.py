@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
+from api.log_writer import InProcessWriter, WriterProcess
 from api.logger import PredictionLogger
 from core import monitoring, registry, training
 from core.auth import SYSTEM
@@ -119,26 +120,21 @@ def test_training_run_leaves_no_version_and_no_artifacts(outage):
     assert training.train(actor=SYSTEM, family="svd", dataset=ref).version.version == "1.0.0"
 
 
-def test_prediction_logs_are_retried_not_lost(outage):
-    """Invariant: every record handed to the logger is written once the database is back."""
+@pytest.mark.parametrize("writer", [InProcessWriter, WriterProcess])
+def test_prediction_logs_are_retried_not_lost(outage, writer):
+    """Invariant: every record handed to the logger is written once the database is back,
+    whether the logger writes itself or through the API's writer process (whose pooled
+    connection dies with the server)."""
     o, _ = outage
-    logger = PredictionLogger(registry=CollectorRegistry())
-    records = [
-        monitoring.PredictionRecord(
-            model="m",
-            version="1.0.0",
-            variant="production",
-            ratings=[1.0] * 29,
-            k=1,
-            places=["p"],
-            categories=["cafes"],
-            scores=[0.5],
-            latency_ms=1.0,
-        )
-        for _ in range(50)
-    ]
-    o.stop()
+    logger = PredictionLogger(registry=CollectorRegistry(), writer=writer())
     logger.start()
+    logger.add(_log_record())
+    deadline = time.monotonic() + 30
+    while logger.buffer and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert monitoring.count_logs("m") == 1
+    records = [_log_record() for _ in range(50)]
+    o.stop()
     for r in records:
         logger.add(r)
     time.sleep(1.5)
@@ -148,4 +144,18 @@ def test_prediction_logs_are_retried_not_lost(outage):
     while logger.buffer and time.monotonic() < deadline:
         time.sleep(0.2)
     logger.stop()
-    assert monitoring.count_logs("m") == 50
+    assert monitoring.count_logs("m") == 51
+
+
+def _log_record() -> monitoring.PredictionRecord:
+    return monitoring.PredictionRecord(
+        model="m",
+        version="1.0.0",
+        variant="production",
+        ratings=[1.0] * 29,
+        k=1,
+        places=["p"],
+        categories=["cafes"],
+        scores=[0.5],
+        latency_ms=1.0,
+    )
