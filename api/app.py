@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -25,11 +24,11 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import direct, log_writer
+from api import direct, log_writer, render
 from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, monitoring, predict, resources
+from core import bootstrap, catalogue, monitoring, predict, resources
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.config import get_settings
 from core.errors import CoreError
@@ -168,6 +167,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap.ensure_ready()
         predict.warm_up()  # compiled code is loaded before the first request, not in it
+        render.pieces_for(catalogue.load())
         if start_background:
             catalog.start()
             logger.start()
@@ -244,7 +244,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         prefs = np.asarray(body.ratings, dtype=np.float64)
         mask = prefs > 0 if body.mask is None else np.asarray(body.mask, dtype=bool)
         try:
-            places, predicted = predict.rank_one(loaded, prefs, mask, body.lat, body.lng, body.k)
+            cat, ranked, predicted = predict.rank_one(
+                loaded, prefs, mask, body.lat, body.lng, body.k
+            )
         except CoreError as exc:
             errors_total.labels(served.model, version, variant).inc()
             requests_total.labels(served.model, version, variant, "error").inc()
@@ -272,9 +274,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             variant=variant,
             ratings=body.ratings,
             k=body.k,
-            places=places.place_ids,
-            categories=places.categories,
-            scores=places.scores,
+            places=cat.place_ids[ranked.indices].tolist(),
+            categories=[CATEGORIES[c] for c in ranked.categories.tolist()],
+            scores=ranked.scores.tolist(),
             latency_ms=elapsed * 1000,
             lat=body.lat,
             lng=body.lng,
@@ -285,35 +287,15 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         observe, count = meters_of(served.model, version, variant)
         observe.observe(elapsed)
         count.inc()
-        payload = {
+        head = {
             "request_id": record.request_id,
             "model": served.model,
             "version": version,
             "variant": variant,
-            "places": [
-                {
-                    "place_id": place_id,
-                    "name": name,
-                    "category": category,
-                    "score": score,
-                    "distance_m": distance,
-                    "lat": lat,
-                    "lng": lng,
-                }
-                for place_id, name, category, score, distance, lat, lng in zip(
-                    places.place_ids,
-                    places.names,
-                    places.categories,
-                    places.scores,
-                    places.distances_m,
-                    places.lats,
-                    places.lngs,
-                    strict=True,
-                )
-            ],
         }
         # Built by us from typed values: skip re-validating it against the response model.
-        return Response(orjson.dumps(payload), media_type="application/json")
+        content = render.pieces_for(cat).body(head, ranked)
+        return Response(content, media_type="application/json")
 
     app.router.add_api_route(
         "/recommend",
@@ -324,6 +306,9 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         openapi_extra=REQUIRES_KEY | direct.body_schema(RecommendRequest),
         route_class_override=direct.DirectRoute,
     )
+    # Routes are tried in order and FastAPI puts its documentation's first: the hot path
+    # goes ahead of them.
+    app.router.routes.insert(0, app.router.routes.pop())
 
     @app.post("/feedback", status_code=202, openapi_extra=REQUIRES_KEY)
     async def feedback(body: FeedbackRequest) -> dict[str, str]:

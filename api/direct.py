@@ -6,7 +6,8 @@ model, ``openapi_extra``) and runs the app's middleware and exception handlers a
 endpoint takes the ``Request`` and returns a ``Response``, so FastAPI skips what such an
 endpoint never needs: dependency solving (which parses query string, headers and cookies on
 every request), its body reading, and response serialisation (FastAPI's documented
-custom-``APIRoute`` hook, ``get_route_handler``).
+custom-``APIRoute`` hook, ``get_route_handler``), and the per-request wrapper that serves
+dependencies (see :func:`respond`).
 
 FastAPI would read a body model by decoding the JSON with the standard library, parsing the
 Content-Type header through ``email.message`` and then validating the decoded objects;
@@ -25,13 +26,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class DirectRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if kwargs.get("max_body_size") is None:  # else keep FastAPI's limit around it
+            self.app = respond(self.get_route_handler())
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.endpoint  # type: ignore[no-any-return]
+
+
+def respond(endpoint: Callable[[Request], Coroutine[Any, Any, Response]]) -> ASGIApp:
+    """The route's ASGI app: the endpoint's response, sent. FastAPI's own wrapper adds, per
+    request, two exit stacks for dependencies with ``yield`` (this endpoint has none) and a
+    second pass of the exception handlers that the app's ``ExceptionMiddleware`` applies
+    around every route anyway."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 async def read_body(request: Request) -> bytes:

@@ -86,7 +86,8 @@ def _rounded(lists: list[Any], digits: int) -> list[Any]:
     present = [v for v in lists if v is not None]
     flat = np.fromiter(itertools.chain.from_iterable(present), np.float64, sum(map(len, present)))
     values = np.round(flat, digits).tolist()
-    out, at = [], 0
+    out: list[Any] = []
+    at = 0
     for v in lists:
         if v is None:
             out.append(None)

@@ -172,29 +172,11 @@ def predict_categories(
     return load(model, version).model.predict(matrix, known)
 
 
-@dataclass(frozen=True)
-class RankedColumns:
-    """One user's ranked places as parallel lists, best first.
-
-    What an API response and its log row are built from: a frozen object per place cost more
-    than ranking the places (each field is set through ``object.__setattr__``), and the
-    response and the log want columns anyway.
-    """
-
-    place_ids: list[str]
-    names: list[str]
-    categories: list[str]
-    scores: list[float]
-    distances_m: list[float]
-    lats: list[float]
-    lngs: list[float]
-
-
-def _columns(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> RankedColumns:
-    # One gather and one ``tolist`` per column: indexing NumPy arrays element by element
-    # cost more than the ranking itself.
+def _columns(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[list[Any]]:
+    """The fields of :class:`Recommendation`, a list each. One gather and one ``tolist`` per
+    column: indexing NumPy arrays element by element cost more than the ranking itself."""
     at = ranked.indices
-    return RankedColumns(
+    return [
         cat.place_ids[at].tolist(),
         cat.names[at].tolist(),
         [CATEGORIES[c] for c in ranked.categories.tolist()],
@@ -202,27 +184,13 @@ def _columns(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> RankedC
         ranked.distances_m.tolist(),
         cat.lat[at].tolist(),
         cat.lng[at].tolist(),
-    )
+        cat.rating[at].tolist(),
+        cat.reviews[at].tolist(),
+    ]
 
 
 def _items(cat: catalogue_module.Catalogue, ranked: ranking.Ranked) -> list[Recommendation]:
-    c = _columns(cat, ranked)
-    at = ranked.indices
-    return [
-        Recommendation(*fields)
-        for fields in zip(
-            c.place_ids,
-            c.names,
-            c.categories,
-            c.scores,
-            c.distances_m,
-            c.lats,
-            c.lngs,
-            cat.rating[at].tolist(),
-            cat.reviews[at].tolist(),
-            strict=True,
-        )
-    ]
+    return [Recommendation(*fields) for fields in zip(*_columns(cat, ranked), strict=True)]
 
 
 def recommend_loaded(
@@ -243,14 +211,15 @@ def recommend_loaded(
 
 def rank_one(
     loaded: LoadedVersion, prefs: np.ndarray, mask: np.ndarray, lat: float, lng: float, k: int
-) -> tuple[RankedColumns, np.ndarray]:
-    """One validated user (``prefs`` and ``mask`` of 29): the places, and the model's
-    predicted scores for the log. The request path: no batch machinery, no objects per place.
+) -> tuple[catalogue_module.Catalogue, ranking.Ranked, np.ndarray]:
+    """One validated user (``prefs`` and ``mask`` of 29): the catalogue, its ranked rows, and
+    the model's predicted scores for the log. The request path: no batch machinery, and no
+    object or list per place (the caller takes the columns it needs).
     """
     predicted = loaded.model.predict_one(prefs, mask)
     final = final_scores(prefs, mask, predicted)
     cat = catalogue_module.load()
-    return _columns(cat, ranking.rank(cat, final, lat, lng, k, loaded.config)), predicted
+    return cat, ranking.rank(cat, final, lat, lng, k, loaded.config), predicted
 
 
 def _coordinate(value: Any, name: str) -> float:
