@@ -75,10 +75,11 @@ def test_the_pieces_follow_the_catalogue_served() -> None:
     """A catalogue replaced in the process gets pieces of its own, not the last one's."""
     served = catalogue.load()
     assert render.pieces_for(served) is render.pieces_for(served)
-    frame = pd.read_csv(catalogue.CATALOGUE_FILE).iloc[::-1].head(500)
+    frame = pd.read_csv(catalogue.CATALOGUE_FILE).iloc[::-1].head(500).reset_index(drop=True)
+    frame["name"] = [f'Café "{i}%" \\ ñ %s' if i % 2 else n for i, n in enumerate(frame["name"])]
     smaller = catalogue.from_frame(frame)
     pieces = render.pieces_for(smaller)
-    assert pieces.catalogue is smaller and len(pieces.heads) == len(smaller) == 500
+    assert pieces.catalogue is smaller and len(pieces.templates) == len(smaller) == 500
     ranked = ranking.rank(smaller, np.full(N_CATEGORIES, 3.0), *_somewhere(smaller), 20)
     head = {"request_id": "r", "model": "m", "version": "1.0.0", "variant": "production"}
     assert pieces.body(head, ranked) == _reference(head, smaller, ranked)
