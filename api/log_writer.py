@@ -1,13 +1,13 @@
 """Where the prediction logger's batches go: the database, from this process or another one.
 
 Encoding and inserting a batch holds the interpreter lock for tens of microseconds a row, and
-in the API's own process every one of them is taken from the requests: with the writes done
-beside the requests, an API request cost about 300 µs of CPU; with the batches only encoded
-and handed on, about 220 µs (``bench/bench_api.py``). ``WriterProcess`` therefore hands each
-batch to a child process as one orjson document (about 2.5 µs a row) and waits, without the
-lock, for the child's answer; the child decodes it and calls ``core.monitoring.write_batch``,
-the same code the in-process writer runs. A failed write comes back as an exception either
-way, so the logger keeps and retries the batch whichever writer it has.
+in the API's own process every one of them was taken from the requests: the writes were about
+a quarter of the API's CPU a request, and the requests waited for the lock while a batch was
+written. ``WriterProcess`` therefore hands each batch to a child process as one orjson
+document (about 3 µs a row to encode) and waits, without the lock, for the child's answer; the
+child decodes it and calls ``core.monitoring.write_batch``, the same code the in-process writer
+runs, on the other core. A failed write comes back as an exception either way, so the logger
+keeps and retries the batch whichever writer it has.
 
 An in-memory SQLite database exists in one process only, so it is written in-process.
 """

@@ -219,7 +219,7 @@ def main() -> None:
         for name, r in summary.items()
     ]
     headers = ["server", "requests", "failures", "requests/s (median)", "per round"]
-    print(table(rows, [*headers, "p50", "p99", "server CPU a request"]))
+    print(table(rows, [*headers, "p50", "p99", "server CPU a request (all its processes)"]))
     api = summary[api_name]
     shares = [
         a["rps"] / b["rps"] for a, b in zip(rounds[api_name], rounds[plain_name], strict=True)
@@ -274,9 +274,27 @@ def pooled(rounds: list[dict]) -> dict:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and its live descendants (the API's log writer, the
+    workers of ``--workers``), all their threads (Linux /proc)."""
+    parents, ticks = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+
+    def in_tree(p: int) -> bool:
+        while p > 1:
+            if p == pid:
+                return True
+            p = parents.get(p, 0)
+        return False
+
+    return sum(t for p, t in ticks.items() if in_tree(p)) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

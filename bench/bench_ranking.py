@@ -57,7 +57,7 @@ def main() -> None:
             loaded, prefs[i : i + 1], masks[i : i + 1], [lats[i]], [lngs[i]], 10
         )
         single.append((time.perf_counter() - t) * 1000)
-    serving = []  # what the API calls: compiled forward pass, ranking, columns for the response
+    serving = []  # what the API calls: the compiled forward pass and the ranking
     for i in range(args.single):
         t = time.perf_counter()
         predict.rank_one(loaded, prefs[i], masks[i], lats[i], lngs[i], 10)

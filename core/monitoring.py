@@ -83,9 +83,8 @@ def _stored_columns(records: Sequence[PredictionRecord]) -> dict[str, list[Any]]
 def _rounded(lists: list[Any], digits: int) -> list[Any]:
     """Every list of a column rounded as ``np.round`` does, in one NumPy call (Python's
     ``round`` cost more than the rest of the insert)."""
-    present = [v for v in lists if v is not None]
-    flat = np.fromiter(itertools.chain.from_iterable(present), np.float64, sum(map(len, present)))
-    values = np.round(flat, digits).tolist()
+    flat = list(itertools.chain.from_iterable(v for v in lists if v is not None))
+    values = np.round(np.array(flat, dtype=np.float64), digits).tolist()
     out: list[Any] = []
     at = 0
     for v in lists:
