@@ -60,6 +60,13 @@ class PredictionLogger:
             **kwargs,
         )
         self.pending.set_function(lambda: len(self.buffer))
+        self.writer_starts = Gauge(
+            "planwise_prediction_log_writer_starts",
+            "Times the prediction log's writer process was started (more than once: it died "
+            "and was replaced)",
+            **kwargs,
+        )
+        self.writer_starts.set_function(lambda: getattr(self.writer, "starts", 0))
 
     def add(self, record: monitoring.PredictionRecord) -> None:
         with self.lock:

@@ -97,7 +97,8 @@ def test_a_failed_write_is_reported_and_the_records_stay(backend, writer) -> Non
 
 
 def test_a_killed_child_is_replaced_and_nothing_is_lost(backend, writer) -> None:
-    log = PredictionLogger(registry=CollectorRegistry(), writer=writer)
+    metrics = CollectorRegistry()
+    log = PredictionLogger(registry=metrics, writer=writer)
     log.start()
     try:
         for i in range(20):
@@ -112,6 +113,7 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost(backend, writer) -> None
         log.stop()
     assert monitoring.count_logs("m") == 50
     assert writer.starts == 2
+    assert metrics.get_sample_value("planwise_prediction_log_writer_starts") == 2  # for ops
 
 
 def test_stopping_writes_the_buffer_and_ends_the_child(backend, writer) -> None:
