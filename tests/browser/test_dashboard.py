@@ -158,13 +158,18 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
                 page.get_by_text(f"{MODEL}@{populated.candidate} is now in production")
             ).to_be_visible()
             assert registry.get_model(MODEL).production == populated.candidate
+            _settled(page)
 
-            # Roll back in one step, with a reason.
+            # Roll back in one step, with a reason. Choosing the tab reruns the page (its
+            # panel is drawn then): a reason typed during that run would be lost with the
+            # widget it went into.
             page.get_by_role("tab", name="Roll back").click()
+            _settled(page)
             why = page.get_by_placeholder("what went wrong")
             why.fill("users complain about the lists")
             why.press("Enter")
             _settled(page)
+            expect(why).to_have_value("users complain about the lists")
             page.get_by_role("button", name="Roll back production").click()
             expect(page.get_by_text(re.compile(r"Rolled recsys back"))).to_be_visible()
             assert registry.get_model(MODEL).production == populated.production
