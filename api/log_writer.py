@@ -218,8 +218,7 @@ class WriterProcess:
 
 def for_database(settings: Settings) -> BatchWriter:
     """A writer process, unless the database lives in this process's memory."""
-    url = settings.resolved_database_url()
-    if settings.is_sqlite and (url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url):
+    if settings.is_sqlite and settings.sqlite_file is None:
         return InProcessWriter()
     return WriterProcess()
 

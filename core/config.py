@@ -78,6 +78,18 @@ class Settings(BaseSettings):
         return self.database_url
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file; None for PostgreSQL and for a database in memory
+        (``sqlite://``, ``:memory:``, ``mode=memory``), which lives in one process only."""
+        if not self.is_sqlite:
+            return None
+        url = self.resolved_database_url()
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path in ("", ":memory:") or "mode=memory" in path:
+            return None
+        return Path(path)
+
+    @property
     def artifacts_root(self) -> Path:
         """The local folder artifacts are read from: the store itself, or for an object store
         a cache of verified copies under ``DATA_DIR`` (models are loaded from local files)."""

@@ -251,11 +251,8 @@ JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_dumps, "json_deserialize
 def _create_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url()
     if settings.is_sqlite:
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:" and "mode=memory" not in path:
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if settings.sqlite_file is not None:
+            settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

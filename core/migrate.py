@@ -38,10 +38,8 @@ def upgrade(settings: Settings | None = None) -> list[str]:
     engine = get_engine(settings)
     cfg = alembic_config(settings)
     if settings.is_sqlite:
-        db_path = settings.resolved_database_url().split(":///", 1)[1]
-        lock_path = f"{db_path}.migrate.lock" if db_path not in ("", ":memory:") else None
-        if lock_path:
-            with FileLock(lock_path, timeout=120):
+        if settings.sqlite_file is not None:
+            with FileLock(f"{settings.sqlite_file}.migrate.lock", timeout=120):
                 command.upgrade(cfg, "heads")
         else:
             command.upgrade(cfg, "heads")

@@ -152,11 +152,17 @@ def test_the_child_answers_bad_documents_and_keeps_serving(backend) -> None:
 
 def test_an_in_memory_database_is_written_in_process(tmp_path) -> None:
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
-        assert isinstance(
-            log_writer.for_database(Settings(database_url=url)), log_writer.InProcessWriter
-        )
+        settings = Settings(database_url=url)
+        assert settings.sqlite_file is None
+        assert isinstance(log_writer.for_database(settings), log_writer.InProcessWriter)
     on_disk = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}")
+    assert on_disk.sqlite_file == tmp_path / "r.db"
     assert isinstance(log_writer.for_database(on_disk), log_writer.WriterProcess)
+    relative = Settings(database_url="sqlite:///data/registry.db")
+    assert relative.sqlite_file is not None and relative.sqlite_file.is_absolute()
+    postgres = Settings(database_url="postgresql+psycopg://u@h/db")
+    assert postgres.sqlite_file is None
+    assert isinstance(log_writer.for_database(postgres), log_writer.WriterProcess)
 
 
 def _wait(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
