@@ -48,6 +48,8 @@ class LogWriteError(CoreError):
 
 
 class BatchWriter(Protocol):
+    starts: int  # times a writer process was started (exported in /metrics)
+
     def start(self) -> None: ...
 
     def write(self, records: Sequence[monitoring.PredictionRecord]) -> int: ...
@@ -57,6 +59,8 @@ class BatchWriter(Protocol):
 
 class InProcessWriter:
     """Writes on the calling thread (the flush thread of the logger)."""
+
+    starts = 0
 
     def start(self) -> None:
         pass

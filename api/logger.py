@@ -66,7 +66,7 @@ class PredictionLogger:
             "and was replaced)",
             **kwargs,
         )
-        self.writer_starts.set_function(lambda: getattr(self.writer, "starts", 0))
+        self.writer_starts.set_function(lambda: self.writer.starts)
 
     def add(self, record: monitoring.PredictionRecord) -> None:
         with self.lock:
