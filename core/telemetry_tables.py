@@ -10,7 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, utcnow
@@ -84,6 +95,8 @@ class DriftResultRow(Base):
     model: Mapped[str] = mapped_column(String(128))
     version: Mapped[str | None] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))  # data | prediction
+    # production or canary: the two arms' traffic is judged apart
+    variant: Mapped[str] = mapped_column(String(16), default="production")
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
     window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
     reference: Mapped[str] = mapped_column(String(255))
@@ -115,3 +128,74 @@ class AlertRow(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(timezone=True))
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     webhook: Mapped[str | None] = mapped_column(String(255))
+
+
+class MonitorResultRow(Base):
+    """One figure set of the monitoring job: a (model, version, variant, kind, window).
+
+    The unique key is the job's ledger: a window is computed once whatever two processes do at
+    the same moment, and a worker that restarts finds what is done. ``status`` says why a
+    window holds no figures (too few rows, no reference) instead of leaving a silent gap;
+    ``failed`` rows are retried and ``provisional`` ones (a window computed before it closed)
+    are replaced when it closes.
+    """
+
+    __tablename__ = "monitor_results"
+    __table_args__ = (
+        UniqueConstraint(
+            "model", "version", "variant", "kind", "window_start", name="uq_monitor_results_window"
+        ),
+        Index("ix_monitor_results_model_start", "model", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(32))
+    variant: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # traffic | data | prediction | health
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # ok | too_few_rows | no_reference | failed
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+    drift_result_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    alert_ids: Mapped[list[int]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True), default=utcnow)
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class PredictionReferenceRow(Base):
+    """A version's predictions on its own validation users: the prediction-drift reference.
+
+    Computed once per version (a forward pass over a few hundred users), so prediction drift
+    has a reference from the version's first window instead of waiting for days of traffic.
+    ``data`` is an ``.npz`` of the predicted scores and the top category of each user.
+    """
+
+    __tablename__ = "prediction_references"
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_prediction_references"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True), default=utcnow)
+
+
+class MonitorRequestRow(Base):
+    """An operator's request to recompute a model's windows, carried out by the worker."""
+
+    __tablename__ = "monitor_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128))
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True), default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(Text, default="")
