@@ -442,7 +442,12 @@ def library_versions(names: tuple[str, ...] = DEFAULT_LIBRARIES) -> dict[str, st
 
 @functools.cache
 def code_revision() -> str:
-    """The git commit of the code that wrote a version ('unknown' outside a checkout)."""
+    """The code revision that wrote a version: ``CODE_REVISION`` from the environment, else
+    the git commit of the checkout (``-dirty`` when tracked files changed), else 'unknown'.
+
+    A container image holds no ``.git``; its build passes the commit in (``ARG
+    CODE_REVISION`` in ``deploy/Dockerfile``), so versions trained there are traceable too.
+    """
     env = os.environ.get("CODE_REVISION")
     if env:
         return env

@@ -155,3 +155,37 @@ def test_trained_versions_serve_and_tampering_is_refused(backend):
         predict.recommend("svd", None, prefs, lat=40.4168, lng=-3.7038)
     meta = json.loads((artifacts.root() / v.artifact_dir / "metadata.json").read_text())
     assert meta["files"]["model.joblib"] == v.files["model.joblib"]
+
+
+def test_a_version_trained_outside_a_checkout_records_the_given_code_revision(
+    backend, tmp_path, monkeypatch
+):
+    """A container holds no ``.git``: the revision its image was built from comes in through
+    ``CODE_REVISION`` (deploy/Dockerfile passes the build argument on), else 'unknown'."""
+    monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path)  # no checkout here
+    monkeypatch.delenv("CODE_REVISION", raising=False)
+    artifacts.code_revision.cache_clear()
+    try:
+        assert artifacts.code_revision() == "unknown"
+        artifacts.code_revision.cache_clear()
+        monkeypatch.setenv("CODE_REVISION", "3f2c1e9")
+        ref = _dataset(backend.root, n=300)
+        v = training.train(actor=SYSTEM, family="popularity", dataset=ref).version
+        assert v.metadata["code_revision"] == "3f2c1e9"
+        meta = json.loads((artifacts.root() / v.artifact_dir / "metadata.json").read_text())
+        assert meta["code_revision"] == "3f2c1e9"
+    finally:
+        artifacts.code_revision.cache_clear()
+
+
+def test_the_image_passes_its_build_revision_to_the_processes():
+    from tests.conftest import PROJECT_ROOT
+
+    lines = [
+        line.strip()
+        for line in (PROJECT_ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    arg = next(i for i, line in enumerate(lines) if line.startswith("ARG CODE_REVISION"))
+    env = next(i for i, line in enumerate(lines) if "CODE_REVISION=${CODE_REVISION}" in line)
+    assert lines[env].startswith("ENV ") and arg < env
