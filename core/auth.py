@@ -15,7 +15,8 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from core.db import ROLES, UserRow, transaction, utcnow
 from core.errors import AlreadyExists, AuthenticationFailed, BadInput, NotFound, PermissionDenied
@@ -33,6 +34,8 @@ _NEEDS: dict[str, str] = {
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 10
+# Argon2 hashes whatever it is given: a megabyte "password" would cost seconds of CPU per try.
+MAX_PASSWORD_LENGTH = 1024
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 _hasher = PasswordHasher()
 
@@ -50,11 +53,19 @@ class Actor:
 
 @dataclass(frozen=True)
 class UserInfo:
+    """An account as interfaces see it (never the password hash).
+
+    ``session_epoch`` rises whenever every session of the account must end (its password was
+    changed or reset, or it was disabled): a session opened under an older epoch is over.
+    """
+
     username: str
     role: str
     must_change_password: bool
     disabled: bool
     created_at: dt.datetime
+    session_epoch: int = 0
+    locked_until: dt.datetime | None = None
 
 
 # The scheduled worker and the local command line act as this account (the shell that runs
@@ -74,12 +85,35 @@ def require(actor: Actor, permission: Permission, action: str) -> None:
 
 
 def _to_info(row: UserRow) -> UserInfo:
-    return UserInfo(row.username, row.role, row.must_change_password, row.disabled, row.created_at)
+    return UserInfo(
+        row.username,
+        row.role,
+        row.must_change_password,
+        row.disabled,
+        row.created_at,
+        row.session_epoch or 0,
+        row.locked_until,
+    )
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+def check_password_policy(password: str) -> None:
+    """The one password rule: long enough once surrounding blanks are ignored, not absurdly long.
+
+    Ten spaces are ten characters, but no secret: blanks around a password (often pasted by
+    accident) do not count towards its length.
+    """
+    if not isinstance(password, str) or not password.strip():
+        raise BadInput("password must not be empty or only spaces")
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
+        raise BadInput(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters "
+            "(not counting spaces at either end)"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise BadInput(f"password must have at most {MAX_PASSWORD_LENGTH} characters")
+
+
+_check_password = check_password_policy
 
 
 def create_user(
@@ -126,55 +160,130 @@ def ensure_admin() -> str | None:
 
 
 def authenticate(username: str, password: str, *, now: dt.datetime | None = None) -> Actor:
-    """Check a password; after repeated failures the account is locked for a while."""
+    """Check a password; after repeated failures the account is locked for a while.
+
+    Each attempt first *reserves* one of the account's ``MAX_FAILED_LOGINS`` tries with a single
+    ``UPDATE ... SET failed_logins = failed_logins + 1 ... RETURNING`` that only matches an
+    enabled, unlocked account with a try left. The database applies these one at a time, so
+    N attempts in parallel are counted exactly like N in a row: at most ``MAX_FAILED_LOGINS``
+    passwords are ever checked before the lock, whatever the timing. The (slow) hash check
+    runs outside any transaction, so sign-ins never hold the database's write lock; a right
+    password gives the try back, the try that used up the last one locks the account.
+    """
     now = now or utcnow()
     with transaction() as s:
-        row = s.scalar(select(UserRow).where(UserRow.username == username))
-        if row is None or row.disabled:
-            # Hash anyway so timing does not reveal which user names exist.
-            _hasher.hash(password)
-            raise AuthenticationFailed("wrong user name or password")
-        if row.locked_until is not None and row.locked_until > now:
-            raise AuthenticationFailed(
-                f"too many failed sign-ins; try again after {row.locked_until:%H:%M:%S} UTC"
+        reserved = s.execute(
+            update(UserRow)
+            .where(
+                UserRow.username == username,
+                UserRow.disabled.is_(False),
+                (UserRow.locked_until.is_(None)) | (UserRow.locked_until <= now),
+                UserRow.failed_logins < MAX_FAILED_LOGINS,
             )
-        try:
-            _hasher.verify(row.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            row.failed_logins += 1
-            if row.failed_logins >= MAX_FAILED_LOGINS:
-                row.locked_until = now + LOCKOUT
-                row.failed_logins = 0
-            ok = False
-        else:
-            row.failed_logins = 0
-            row.locked_until = None
-            if _hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = _hasher.hash(password)
-            ok = True
-        actor = Actor(row.username, row.role)
-    if not ok:
+            .values(failed_logins=UserRow.failed_logins + 1)
+            .returning(UserRow.id, UserRow.failed_logins, UserRow.password_hash, UserRow.role)
+        ).one_or_none()
+        if reserved is None:
+            blocked = s.execute(
+                select(UserRow.disabled, UserRow.locked_until).where(UserRow.username == username)
+            ).one_or_none()
+    if reserved is None:
+        if blocked is not None and not blocked.disabled:
+            until = blocked.locked_until if blocked.locked_until is not None else now + LOCKOUT
+            raise AuthenticationFailed(
+                f"too many failed sign-ins; try again after {until:%H:%M:%S} UTC"
+            )
+        # Unknown or disabled: hash anyway so timing does not reveal which accounts exist.
+        _hasher.hash(password)
         raise AuthenticationFailed("wrong user name or password")
-    return actor
+    user_id, attempts, password_hash, role = reserved
+    try:
+        _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        if attempts >= MAX_FAILED_LOGINS:
+            with transaction() as s:
+                s.execute(
+                    update(UserRow)
+                    .where(UserRow.id == user_id)
+                    .values(locked_until=now + LOCKOUT, failed_logins=0)
+                )
+        raise AuthenticationFailed("wrong user name or password") from None
+    with transaction() as s:
+        values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+        if _hasher.check_needs_rehash(password_hash):
+            values["password_hash"] = _hasher.hash(password)
+        s.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+    return Actor(username, role)
 
 
 def change_password(
     *, actor: Actor, username: str, new_password: str, old_password: str | None = None
 ) -> None:
-    """Users change their own password (knowing the old one); admins reset anyone's."""
+    """Users change their own password (knowing the old one); admins reset anyone's.
+
+    Every session of the account ends (its ``session_epoch`` rises).
+    """
     _check_password(new_password)
     if actor.username != username:
         require(actor, "admin", "change another user's password")
     elif old_password is not None:
         authenticate(username, old_password)
     with transaction() as s:
-        row = s.scalar(select(UserRow).where(UserRow.username == username))
-        if row is None:
-            raise NotFound(f"unknown user {username!r}")
+        row = _user_row(s, username)
         row.password_hash = _hasher.hash(new_password)
         row.must_change_password = actor.username != username
         row.failed_logins = 0
         row.locked_until = None
+        row.session_epoch = (row.session_epoch or 0) + 1
+
+
+def reset_password(*, actor: Actor, username: str) -> str:
+    """Give an account a new random one-time password (returned once, never stored in clear).
+
+    The recovery path when nobody knows a password: the user must choose a new one at the
+    next sign-in, and every open session of the account ends.
+    """
+    require(actor, "admin", "reset passwords")
+    password = secrets.token_urlsafe(12)
+    with transaction() as s:
+        row = _user_row(s, username)
+        row.password_hash = _hasher.hash(password)
+        row.must_change_password = True
+        row.failed_logins = 0
+        row.locked_until = None
+        row.session_epoch = (row.session_epoch or 0) + 1
+    return password
+
+
+def _user_row(s: Session, username: str, *, lock: bool = False) -> UserRow:
+    stmt = select(UserRow).where(UserRow.username == username)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = s.scalar(stmt)
+    if row is None:
+        raise NotFound(f"unknown user {username!r}")
+    return row
+
+
+def _keep_an_admin(s: Session, row: UserRow, action: str) -> None:
+    """Refuse to leave the registry without an active admin (nobody could manage accounts).
+
+    The active admins' rows are locked first (``FOR UPDATE`` on PostgreSQL; SQLite's write
+    transaction already serialises writers), so two admins demoting each other at once cannot
+    both succeed.
+    """
+    if row.role != "admin" or row.disabled:
+        return
+    admins = s.scalars(
+        select(UserRow.id)
+        .where(UserRow.role == "admin", UserRow.disabled.is_(False))
+        .with_for_update()
+    ).all()
+    if set(admins) <= {row.id}:
+        raise BadInput(
+            f"cannot {action} {row.username!r}: it is the last active admin; "
+            "make another account admin first"
+        )
 
 
 def set_role(*, actor: Actor, username: str, role: Role) -> UserInfo:
@@ -182,19 +291,43 @@ def set_role(*, actor: Actor, username: str, role: Role) -> UserInfo:
     if role not in ROLES:
         raise BadInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     with transaction() as s:
-        row = s.scalar(select(UserRow).where(UserRow.username == username))
-        if row is None:
-            raise NotFound(f"unknown user {username!r}")
+        row = _user_row(s, username, lock=True)
+        if role != "admin":
+            _keep_an_admin(s, row, f"make {role} of")
         row.role = role
         return _to_info(row)
 
 
+def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
+    """Disable an account (it cannot sign in, and its sessions end) or enable it again."""
+    require(actor, "admin", "manage users")
+    with transaction() as s:
+        row = _user_row(s, username, lock=True)
+        if disabled and not row.disabled:
+            _keep_an_admin(s, row, "disable")
+            row.session_epoch = (row.session_epoch or 0) + 1
+        row.disabled = disabled
+        if not disabled:
+            row.failed_logins = 0
+            row.locked_until = None
+        return _to_info(row)
+
+
+def session_valid(username: str, epoch: int) -> bool:
+    """Whether a session opened for ``username`` under ``epoch`` may go on.
+
+    False once the account is gone or disabled, or its password was changed or reset since.
+    """
+    with transaction(write=False) as s:
+        row = s.execute(
+            select(UserRow.disabled, UserRow.session_epoch).where(UserRow.username == username)
+        ).one_or_none()
+    return row is not None and not row.disabled and (row.session_epoch or 0) == epoch
+
+
 def get_user(username: str) -> UserInfo:
     with transaction(write=False) as s:
-        row = s.scalar(select(UserRow).where(UserRow.username == username))
-        if row is None:
-            raise NotFound(f"unknown user {username!r}")
-        return _to_info(row)
+        return _to_info(_user_row(s, username))
 
 
 def actor_for(username: str) -> Actor:

@@ -86,6 +86,8 @@ class UserRow(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Raised when every session of the account must end (password changed, disabled).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),)
 
 
@@ -182,6 +184,8 @@ class StageEventRow(Base):
 
 
 class AuditVerdictRow(Base):
+    """Auditors' verdicts. Append-only: triggers (migration 0006) refuse UPDATE and DELETE."""
+
     __tablename__ = "audit_verdicts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
@@ -194,6 +198,23 @@ class AuditVerdictRow(Base):
         CheckConstraint("verdict IN ('approve', 'reject')", name="ck_verdict"),
         Index("ix_audit_verdicts_version", "version_id", "id"),
     )
+
+
+class StageSettingEventRow(Base):
+    """Who changed a stage-level setting of a model (e.g. production's audit requirement), when
+    and why. Append-only: triggers (migration 0006) refuse UPDATE and DELETE."""
+
+    __tablename__ = "stage_setting_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    stage: Mapped[str] = mapped_column(String(16))
+    setting: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (Index("ix_stage_setting_events_model", "model_id", "id"),)
 
 
 # --------------------------------------------------------------------------- engines
