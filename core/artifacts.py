@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
 STAGING = ".staging"
 ORPHANS = ".orphans"
+# Written into a version's folder before it is published and removed once its registry row
+# committed: the proof the orphan sweep needs that an unregistered folder is an unfinished
+# write of this registry (see :func:`sweep`). Never hashed, never loaded.
+MARKER = ".unfinished.json"
 _CHUNK = 1 << 20
 
 
@@ -238,12 +242,44 @@ def unpublish(relative_dir: str) -> None:
         _discard(path)
 
 
+def unlisted(relative_dir: str, files: Mapping[str, str]) -> list[str]:
+    """Files in a version's folder that the registry does not list (the store's and the local
+    cache's, for an object store). A version is exactly the files it was registered with: a
+    file dropped in beside them (a ``model.keras`` next to a legacy ``model.h5``) was never
+    hashed, so it is an integrity failure even though nothing is meant to load it."""
+    folder = root() / relative_dir
+    names = []
+    if folder.is_dir():
+        names = [p.relative_to(folder).as_posix() for p in _files_of(folder)]
+    store = _store()
+    if store is not None:
+        target = store.path(relative_dir)
+        try:
+            found = store.fs.find(target) if store.fs.exists(target) else []
+        except Exception as exc:  # noqa: BLE001
+            raise CoreError(f"the artifact store {store.url} cannot be reached: {exc}") from exc
+        prefix = target.lstrip("/") + "/"
+        names += [str(p).lstrip("/").removeprefix(prefix) for p in found]
+    return sorted({n for n in names if n not in files and n != MARKER})
+
+
+def _refuse_unlisted(relative_dir: str, files: Mapping[str, str]) -> None:
+    extra = unlisted(relative_dir, files)
+    if extra:
+        raise ArtifactIntegrityError(
+            f"artifact folder {relative_dir} holds {', '.join(extra)}, not among the files "
+            "the registry recorded for this version; remove it (nothing unlisted is loaded)"
+        )
+
+
 def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
-    """Check every recorded file against its SHA-256; return the folder if all match."""
+    """Check every recorded file against its SHA-256 and that the folder holds nothing else;
+    return the folder if so."""
     folder = root() / relative_dir
     store = _store()
     if store is not None:
         _fetch_verified(relative_dir, files, store)  # hashes every cached file once
+        _refuse_unlisted(relative_dir, files)
         return folder
     if not folder.is_dir():
         raise ArtifactIntegrityError(f"artifact folder {relative_dir} is missing")
@@ -257,6 +293,7 @@ def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
                 f"artifact file {relative_dir}/{name} was modified: its SHA-256 is "
                 f"{actual[:12]}…, the registry recorded {expected[:12]}…"
             )
+    _refuse_unlisted(relative_dir, files)
     return folder
 
 
@@ -291,9 +328,13 @@ def _fetch_verified(relative_dir: str, files: Mapping[str, str], store: Store) -
 
 def _download(store: Store, remote: str, local: Path, *, expected: str | None = None) -> str:
     """Copy a file of the store to ``local`` through a temporary name, so a reader never
-    sees half a file; with ``expected``, only if its SHA-256 matches. Returns that hash."""
+    sees half a file; with ``expected``, only if its SHA-256 matches. Returns that hash.
+
+    The partial file lives under the staging folder, not beside ``local``: a version's folder
+    never holds a file the registry does not list, even for a moment."""
     local.parent.mkdir(parents=True, exist_ok=True)
-    part = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.part")
+    part = root() / STAGING / "downloads" / f"{uuid.uuid4().hex}.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
     try:
         store.fs.get_file(remote, str(part))
         actual = sha256_file(part)
@@ -305,18 +346,22 @@ def _download(store: Store, remote: str, local: Path, *, expected: str | None = 
 
 
 def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
-    """Per-file integrity status for display: ``ok``, ``missing`` or ``modified``."""
+    """Per-file integrity status for display: ``ok``, ``missing`` or ``modified`` for each
+    recorded file, and ``unlisted`` for a file in the folder the registry does not list."""
     store = _store()
     if store is not None:
-        return _check_remote(relative_dir, files, store)
-    folder = root() / relative_dir
-    status = {}
-    for name, expected in sorted(files.items()):
-        path = folder / name
-        if not path.is_file():
-            status[name] = "missing"
-        else:
-            status[name] = "ok" if sha256_file(path) == expected else "modified"
+        status = _check_remote(relative_dir, files, store)
+    else:
+        folder = root() / relative_dir
+        status = {}
+        for name, expected in sorted(files.items()):
+            path = folder / name
+            if not path.is_file():
+                status[name] = "missing"
+            else:
+                status[name] = "ok" if sha256_file(path) == expected else "modified"
+    for name in unlisted(relative_dir, files):
+        status[name] = "unlisted"
     return status
 
 

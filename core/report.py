@@ -274,7 +274,10 @@ def build(model: str, version: str) -> tuple[str, dict[str, Any]]:
         "<h2>Artifact integrity</h2>",
         _table(
             ["file", "SHA-256", "status"],
-            [[f, v.files[f][:16] + "…", s] for f, s in integrity.items()],
+            [
+                [f, v.files[f][:16] + "…" if f in v.files else "not recorded", s]
+                for f, s in integrity.items()
+            ],
             [s != "ok" for s in integrity.values()],
         ),
         "<h2>Metrics against production and the baseline</h2>",

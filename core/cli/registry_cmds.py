@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
-from core import bootstrap, registry
+from core import artifacts, bootstrap, registry
 from core.cli.common import actor, add_user_option, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput
@@ -151,8 +151,9 @@ def _fmt(value: object) -> str:
 def _models_show(args: argparse.Namespace) -> int:
     ready()
     v = registry.get_version(args.name, args.version)
+    integrity = artifacts.check(v.artifact_dir, v.files)  # every file hashed, extras named
     if args.json:
-        print_json(v.as_dict())
+        print_json({**v.as_dict(), "integrity": integrity})
         return 0
     print(f"{v.model} {v.version}  [{v.stage}]  family {v.family}")
     print(f"created {v.created_at:%Y-%m-%d %H:%M:%S} UTC by {v.created_by}")
@@ -165,7 +166,11 @@ def _models_show(args: argparse.Namespace) -> int:
     print(f"code     {v.metadata.get('code_revision', 'unknown')}")
     print(f"folder   {v.artifact_dir}")
     for name, sha in v.files.items():
-        print(f"  {name:<20} {sha}")
+        print(f"  {name:<20} {sha}  {integrity.get(name, '?')}")
+    for name in sorted(n for n, status in integrity.items() if status == "unlisted"):
+        print(f"  {name:<20} {'not in the registry':<64}  unlisted")
+    bad = sorted(n for n, status in integrity.items() if status != "ok")
+    print(f"integrity {'ok' if not bad else 'FAILED: ' + ', '.join(bad)}")
     if v.metrics:
         print("metrics")
         for k, val in v.metrics.items():

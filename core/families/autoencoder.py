@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 
 from core.categories import N_CATEGORIES
-from core.errors import BadInput
+from core.errors import ArtifactIntegrityError, BadInput
 from core.families import dense_numpy
 from core.families.base import Family, FitData, Progress, no_progress
 
@@ -210,9 +210,15 @@ class Autoencoder(Family):
 
     @classmethod
     def load(cls, folder: Path, metadata: Mapping[str, Any]) -> Autoencoder:
-        path = folder / MODEL_FILE
-        if not path.exists():
-            path = folder / LEGACY_MODEL_FILE
+        # The model file the version was registered with, never whichever is on disk: a
+        # model.keras dropped beside an imported model.h5 was never hashed.
+        listed = metadata.get("files") or {}
+        name = MODEL_FILE if MODEL_FILE in listed else LEGACY_MODEL_FILE
+        if name not in listed:
+            raise ArtifactIntegrityError(
+                f"the version lists neither {MODEL_FILE} nor {LEGACY_MODEL_FILE} among its files"
+            )
+        path = folder / name
         net = dense_numpy.read(path)
         net.check_autoencoder(path.name)
         model = cls.__new__(cls)

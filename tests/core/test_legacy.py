@@ -102,3 +102,37 @@ def test_bad_files_are_refused_and_nothing_registered(backend, tmp_path, case, m
     with pytest.raises(BadInput, match=message):
         legacy.import_legacy(actor=SYSTEM, model_file=model_file, scaler_file=scaler_file)
     assert (registry_dump(), tree_snapshot(backend.artifacts)) == before
+
+
+def test_a_file_dropped_beside_an_imported_model_is_an_integrity_failure(backend):
+    """An imported version lists model.h5; a model.keras put in its folder afterwards was never
+    hashed. It must not be loaded, and integrity (the gate, ``check``) names it."""
+    from core import artifacts, registry
+    from core.errors import ArtifactIntegrityError, GateFailed
+    from core.families.autoencoder import Autoencoder
+
+    v = legacy.import_legacy(
+        actor=SYSTEM, model_file=LEGACY / "autoencoder.h5", scaler_file=LEGACY / "scaler.save"
+    )
+    folder = artifacts.root() / v.artifact_dir
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 a network nobody registered")
+    predict.clear_cache()
+
+    with pytest.raises(ArtifactIntegrityError, match=r"model\.keras, not among the files"):
+        predict.load_version(v)
+    assert artifacts.check(v.artifact_dir, v.files) == {
+        "metadata.json": "ok",
+        "model.h5": "ok",
+        "model.keras": "unlisted",
+        "scaler.save": "ok",
+    }
+    with pytest.raises(GateFailed, match=r"model\.keras"):
+        registry.promote(actor=SYSTEM, model=v.model, version=v.version, stage="production")
+    assert registry.get_version(v.model, v.version).stage == "candidate"
+
+    # The loader itself takes the file the version lists, whatever else is on disk.
+    loaded = Autoencoder.load(folder, v.metadata)
+    assert loaded.net.input_size == 29
+
+    (folder / "model.keras").unlink()
+    assert predict.load_version(v).model.net.input_size == 29
