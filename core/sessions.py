@@ -152,8 +152,10 @@ def resume(cookie: str, *, now: dt.datetime | None = None) -> Resumed:
         token = _signer().unsign(cookie.encode()).decode()
     except (BadSignature, UnicodeError):
         return Resumed(None)
-    with transaction() as s:
-        row = s.scalar(select(SessionRow).where(SessionRow.token_hash == _hash(token)))
+    token_hash = _hash(token)
+    # A read first: most clicks change nothing, and a write would queue behind other writers.
+    with transaction(write=False) as s:
+        row = s.scalar(select(SessionRow).where(SessionRow.token_hash == token_hash))
         if row is None:
             return Resumed(None)
         if row.ended_at is not None:
@@ -170,13 +172,23 @@ def resume(cookie: str, *, now: dt.datetime | None = None) -> Resumed:
             reason = "expired"
         elif now - row.last_seen_at > idle_limit():
             reason = "idle"
-        if reason is not None:
-            row.ended_at = now
-            row.end_reason = reason
-            return Resumed(row.username, reason)
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at = now
-        return Resumed(row.username)
+        username, stale = row.username, now - row.last_seen_at >= TOUCH_EVERY
+    if reason is not None:
+        with transaction() as s:
+            s.execute(
+                update(SessionRow)
+                .where(SessionRow.token_hash == token_hash, SessionRow.ended_at.is_(None))
+                .values(ended_at=now, end_reason=reason)
+            )
+        return Resumed(username, reason)
+    if stale:
+        with transaction() as s:
+            s.execute(
+                update(SessionRow)
+                .where(SessionRow.token_hash == token_hash, SessionRow.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
+    return Resumed(username)
 
 
 def end_sessions(username: str, reason: EndReason = "account changed") -> int:

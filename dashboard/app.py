@@ -37,46 +37,65 @@ def _refresh() -> None:
     cache.registry_changed()
 
 
+# (file, title, icon, URL path) of the product's pages, by section.
+PRODUCT: dict[str, list[tuple[str, str, str, str]]] = {
+    "Registry": [
+        ("overview.py", "Overview", ":material/dashboard:", "overview"),
+        ("models.py", "Models", ":material/inventory_2:", "models"),
+        ("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ],
+    "Review": [
+        ("preview.py", "Preview", ":material/map:", "preview"),
+        ("audit.py", "Audit", ":material/fact_check:", "audit"),
+    ],
+    "Operate": [
+        ("deploy.py", "Deploy", ":material/rocket_launch:", "deploy"),
+        ("jobs.py", "Jobs", ":material/schedule:", "jobs"),
+    ],
+    "Monitor": [
+        ("data_drift.py", "Data drift", ":material/ssid_chart:", "data-drift"),
+        ("prediction_drift.py", "Prediction drift", ":material/query_stats:", "prediction-drift"),
+        ("monitoring.py", "Monitoring", ":material/monitor_heart:", "monitoring"),
+        ("explorer.py", "Request explorer", ":material/manage_search:", "explorer"),
+        ("report.py", "Slices & report", ":material/summarize:", "report"),
+    ],
+}
+ACCOUNT_PATHS = ("account", "users")
+
+
+def _standing_in(path: str, title: str, icon: str, *, home: str) -> list[st.Page]:
+    """One page (sign-in, or the forced password change) served at every URL of the product.
+
+    A page's identity in Streamlit is its URL path, so a reload or a shared link such as
+    ``/models?model=svd`` keeps its path and query while the user signs in, and the run after
+    the sign-in opens the page that was asked for instead of "Page not found".
+    """
+    paths = [entry[3] for section in PRODUCT.values() for entry in section]
+    paths += [*ACCOUNT_PATHS, "sign-in"]
+    return [
+        _page(path, title, icon, url_path=p, default=p == home, visibility="hidden") for p in paths
+    ]
+
+
 if user is None:
-    pages: object = [_page("sign_in.py", "Sign in", ":material/login:", url_path="sign-in")]
+    pages: object = _standing_in("sign_in.py", "Sign in", ":material/login:", home="overview")
+    position = "hidden"
 elif user.must_change_password:
-    pages = [_page("account.py", "Change password", ":material/key:", url_path="account")]
+    pages = _standing_in("account.py", "Change password", ":material/key:", home="account")
+    position = "hidden"
 else:
     account = [_page("account.py", "Account", ":material/person:", url_path="account")]
     if user.actor.can("admin"):
         account.append(_page("users.py", "Users", ":material/group:", url_path="users"))
     pages = {
-        "Registry": [
-            _page("overview.py", "Overview", ":material/dashboard:", url_path="overview"),
-            _page("models.py", "Models", ":material/inventory_2:", url_path="models"),
-            _page("compare.py", "Compare", ":material/compare_arrows:", url_path="compare"),
-        ],
-        "Review": [
-            _page("preview.py", "Preview", ":material/map:", url_path="preview"),
-            _page("audit.py", "Audit", ":material/fact_check:", url_path="audit"),
-        ],
-        "Operate": [
-            _page("deploy.py", "Deploy", ":material/rocket_launch:", url_path="deploy"),
-            _page("jobs.py", "Jobs", ":material/schedule:", url_path="jobs"),
-        ],
-        "Monitor": [
-            _page("data_drift.py", "Data drift", ":material/ssid_chart:", url_path="data-drift"),
-            _page(
-                "prediction_drift.py",
-                "Prediction drift",
-                ":material/query_stats:",
-                url_path="prediction-drift",
-            ),
-            _page("monitoring.py", "Monitoring", ":material/monitor_heart:", url_path="monitoring"),
-            _page(
-                "explorer.py", "Request explorer", ":material/manage_search:", url_path="explorer"
-            ),
-            _page("report.py", "Slices & report", ":material/summarize:", url_path="report"),
-        ],
-        "Account": account,
+        section: [_page(f, t, i, url_path=u) for f, t, i, u in entries]
+        for section, entries in PRODUCT.items()
     }
+    pages["Account"] = account  # type: ignore[index]
+    position = "sidebar"
 
-current = st.navigation(pages)  # type: ignore[arg-type]
+current = st.navigation(pages, position=position)  # type: ignore[arg-type]
+session.keep_cookie()
 
 if user is not None:
     with st.sidebar:

@@ -36,7 +36,10 @@ def _change() -> None:
     except CoreError as exc:
         ui.flash("error", str(exc))
         return
-    ui.flash("success", "Password changed.")
+    session.password_changed(who.username)
+    ui.flash(
+        "success", "Password changed. Other browsers signed in to this account are signed out."
+    )
 
 
 st.title("Change password" if user.must_change_password else "Account")

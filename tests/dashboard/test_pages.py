@@ -69,24 +69,66 @@ def test_sign_out_returns_to_sign_in(dash_registry) -> None:
 def test_an_idle_session_is_signed_out_with_a_notice(
     dash_registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
+    from sqlalchemy import update
 
     from core.config import reset_settings
-    from dashboard import session
+    from core.db import transaction, utcnow
+    from core.sessions import SessionRow
+
+    def last_seen(minutes_ago: float) -> None:
+        with transaction() as s:
+            s.execute(
+                update(SessionRow).values(
+                    last_seen_at=utcnow() - dt.timedelta(minutes=minutes_ago)
+                )
+            )
 
     monkeypatch.setenv("SESSION_IDLE_MINUTES", "30")
     reset_settings()
     at = sign_in("olga")
-    at.session_state[session.SEEN_KEY] = time.monotonic() - 29 * 60  # still active
+    last_seen(29)  # still active
     at.run()
     assert at.title[0].value == "Overview"
-    at.session_state[session.SEEN_KEY] = time.monotonic() - 31 * 60
+    last_seen(31)
     at.run()
     assert at.title[0].value == "Planwise Monitor"
     assert any("signed out after 30 minutes without activity" in i.value for i in at.info)
     assert "olga" not in _sidebar_text(at)
     at.run()  # the notice is shown once
     assert not any("without activity" in i.value for i in at.info)
+
+
+def test_sessions_end_on_the_server_at_the_next_click(dash_registry) -> None:
+    """Sign-out in one tab, a disabled account or a new password: every other tab of the
+    account is signed out at its next click, with the reason."""
+    from sqlalchemy import update
+
+    from core import sessions
+    from core.db import UserRow, transaction
+
+    first, second = sign_in("olga"), sign_in("olga")
+    first.button(key="app_sign_out").click().run()
+    assert first.title[0].value == "Planwise Monitor"
+    second.run()
+    assert second.title[0].value == "Planwise Monitor"
+    assert "olga" not in _sidebar_text(second)
+
+    tab = sign_in("ana")
+    auth.change_password(actor=SYSTEM, username="ana", new_password="a-new-password-22")
+    tab.run()
+    assert tab.title[0].value == "Planwise Monitor"
+    assert any("password was changed" in i.value for i in tab.info)
+
+    tab = sign_in("victor")
+    with transaction() as s:
+        s.execute(update(UserRow).where(UserRow.username == "victor").values(disabled=True))
+    tab.run()
+    assert any("disabled" in i.value for i in tab.info)
+
+    tab = sign_in("admin")
+    assert sessions.end_sessions("admin") == 1
+    tab.run()
+    assert tab.title[0].value == "Planwise Monitor"
 
 
 def test_first_start_admin_must_change_one_time_password(
