@@ -8,6 +8,8 @@ places) is shared. Hyperparameters are validated against declared defaults so a 
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +17,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import BadInput
+from core.errors import ArtifactIntegrityError, BadInput
 
 Progress = Callable[[float, str], None]
+
+ARRAYS_FILE = "model.npz"
+FIELDS_FILE = "params.json"
+PICKLED_FILE = "model.joblib"  # how versions of plain-array families were saved before
 
 
 def no_progress(fraction: float, message: str) -> None:
@@ -121,6 +127,45 @@ def coerce(key: str, value: Any, default: Any) -> Any:
             f"hyperparameter {key}={value!r} is not a valid {type(default).__name__}"
         ) from exc
     return value
+
+
+def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray], fields: Mapping[str, Any]) -> None:
+    """A model that is plain arrays, saved as ``.npz`` plus JSON for everything else: nothing
+    its loader has to unpickle (a pickle runs code)."""
+    with open(folder / ARRAYS_FILE, "wb") as fh:
+        np.savez(fh, **{name: np.asarray(value) for name, value in arrays.items()})
+    (folder / FIELDS_FILE).write_text(
+        json.dumps(dict(fields), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+def load_arrays(folder: Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`save_arrays` wrote, as one mapping (fields and arrays), read from the files
+    the version lists. An older version's ``model.joblib`` is still read: the caller verified
+    its SHA-256 against the registry first, which is what makes unpickling it acceptable."""
+    listed = metadata.get("files") or {}
+    if ARRAYS_FILE in listed and FIELDS_FILE in listed:
+        try:
+            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            fields = json.loads((folder / FIELDS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ArtifactIntegrityError(
+                f"{ARRAYS_FILE} or {FIELDS_FILE} cannot be read: {exc}"
+            ) from exc
+        if not isinstance(fields, dict):
+            raise ArtifactIntegrityError(f"{FIELDS_FILE} does not hold an object")
+        return {**fields, **arrays}
+    if PICKLED_FILE in listed:
+        import joblib
+
+        raw = joblib.load(folder / PICKLED_FILE)
+        if not isinstance(raw, dict):
+            raise ArtifactIntegrityError(f"{PICKLED_FILE} does not hold a model's fields")
+        return raw
+    raise ArtifactIntegrityError(
+        f"the version lists neither {ARRAYS_FILE} + {FIELDS_FILE} nor {PICKLED_FILE}"
+    )
 
 
 def clip_ratings(scores: np.ndarray) -> np.ndarray:

@@ -16,14 +16,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
-from core.families.base import Family, FitData, Progress, clip_ratings, no_progress
-
-MODEL_FILE = "model.joblib"
+from core.families.base import (
+    ARRAYS_FILE,
+    Family,
+    FitData,
+    Progress,
+    clip_ratings,
+    load_arrays,
+    no_progress,
+    save_arrays,
+)
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:
@@ -124,27 +130,27 @@ class Embeddings(Family):
         return clip_ratings(self.means + self.gain * self._similarity(ratings, mask))
 
     def save(self, folder: Path) -> None:
-        joblib.dump(
-            {
-                "params": self.params,
-                "category_vectors": self.category_vectors,
-                "means": self.means,
-                "gain": self.gain,
-                "place_vectors": self.place_vectors,
-            },
-            folder / MODEL_FILE,
-        )
+        arrays = {"category_vectors": self.category_vectors, "means": self.means}
+        if self.place_vectors is not None:
+            arrays["place_vectors"] = self.place_vectors
+        save_arrays(folder, arrays, {"params": self.params, "gain": float(self.gain)})
 
     @classmethod
     def load(cls, folder: Path, metadata: Mapping[str, Any]) -> Embeddings:
-        raw = joblib.load(folder / MODEL_FILE)
-        model = cls(raw["params"])
-        model.category_vectors = np.asarray(raw["category_vectors"], dtype=np.float64)
-        model.means = np.asarray(raw["means"], dtype=np.float64)
-        model.gain = float(raw["gain"])
-        model.place_vectors = raw.get("place_vectors")
-        if model.category_vectors.shape[0] != N_CATEGORIES:
-            raise ArtifactIntegrityError(f"{MODEL_FILE} does not embed the 29 categories")
+        raw = load_arrays(folder, metadata)
+        try:
+            model = cls(raw["params"])
+            model.category_vectors = np.asarray(raw["category_vectors"], dtype=np.float64)
+            model.means = np.asarray(raw["means"], dtype=np.float64)
+            model.gain = float(raw["gain"])
+        except (KeyError, TypeError, ValueError, BadInput) as exc:
+            raise ArtifactIntegrityError(
+                f"the embeddings model's files are incomplete: {exc}"
+            ) from exc
+        place_vectors = raw.get("place_vectors")
+        model.place_vectors = None if place_vectors is None else np.asarray(place_vectors)
+        if model.category_vectors.ndim != 2 or model.category_vectors.shape[0] != N_CATEGORIES:
+            raise ArtifactIntegrityError(f"{ARRAYS_FILE} does not embed the 29 categories")
         return model
 
     def describe(self) -> str:

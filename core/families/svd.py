@@ -12,14 +12,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 
 from core.categories import N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
-from core.families.base import Family, FitData, Progress, clip_ratings, no_progress
-
-MODEL_FILE = "model.joblib"
+from core.families.base import (
+    ARRAYS_FILE,
+    Family,
+    FitData,
+    Progress,
+    clip_ratings,
+    load_arrays,
+    no_progress,
+    save_arrays,
+)
 
 
 class SVD(Family):
@@ -92,25 +98,28 @@ class SVD(Family):
         return recon
 
     def save(self, folder: Path) -> None:
-        joblib.dump(
-            {
-                "params": self.params,
-                "means": self.means,
-                "components": self.components,
-                "offset": self.offset,
-            },
-            folder / MODEL_FILE,
+        save_arrays(
+            folder,
+            {"means": self.means, "components": self.components, "offset": self.offset},
+            {"params": self.params},
         )
 
     @classmethod
     def load(cls, folder: Path, metadata: Mapping[str, Any]) -> SVD:
-        raw = joblib.load(folder / MODEL_FILE)
-        model = cls(raw["params"])
-        model.means = np.asarray(raw["means"], dtype=np.float64)
-        model.components = np.asarray(raw["components"], dtype=np.float64)
-        model.offset = np.asarray(raw["offset"], dtype=np.float64)
-        if model.components.shape[1] != N_CATEGORIES or model.means.shape != (N_CATEGORIES,):
-            raise ArtifactIntegrityError(f"{MODEL_FILE} is not a factorisation over 29 categories")
+        raw = load_arrays(folder, metadata)
+        try:
+            model = cls(raw["params"])
+            model.means = np.asarray(raw["means"], dtype=np.float64)
+            model.components = np.asarray(raw["components"], dtype=np.float64)
+            model.offset = np.asarray(raw["offset"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError, BadInput) as exc:
+            raise ArtifactIntegrityError(f"the SVD model's files are incomplete: {exc}") from exc
+        if (
+            model.components.ndim != 2
+            or model.components.shape[1] != N_CATEGORIES
+            or model.means.shape != (N_CATEGORIES,)
+        ):
+            raise ArtifactIntegrityError(f"{ARRAYS_FILE} is not a factorisation over 29 categories")
         return model
 
     def describe(self) -> str:

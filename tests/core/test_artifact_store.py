@@ -72,11 +72,11 @@ def test_a_trained_version_lives_in_the_store_and_serves_from_a_verified_cache(s
     assert [r.place_id for r in again] == [r.place_id for r in first]
 
     # A cached copy edited on disk is replaced by the store's before it is loaded.
-    cached = get_settings().artifacts_root / v.artifact_dir / "model.joblib"
+    cached = get_settings().artifacts_root / v.artifact_dir / "model.npz"
     cached.write_bytes(b"not the model")
     predict.clear_cache()
     assert predict.recommend(v.model, v.version, [[5] + [0] * 28], **MADRID)
-    assert artifacts.sha256_file(cached) == v.files["model.joblib"]
+    assert artifacts.sha256_file(cached) == v.files["model.npz"]
 
 
 def test_a_tampered_or_missing_object_is_refused_and_named(store) -> None:

@@ -149,12 +149,12 @@ def test_trained_versions_serve_and_tampering_is_refused(backend):
     items = predict.recommend("svd", None, prefs, lat=40.4168, lng=-3.7038, k=7)
     assert len(items) == 7 and all(i.distance_m <= 2000 for i in items)
     assert items == predict.recommend("svd", v.version, prefs, lat=40.4168, lng=-3.7038, k=7)
-    target = artifacts.root() / v.artifact_dir / "model.joblib"
+    target = artifacts.root() / v.artifact_dir / "model.npz"
     target.write_bytes(target.read_bytes() + b"\0")
-    with pytest.raises(ArtifactIntegrityError, match="model.joblib"):
+    with pytest.raises(ArtifactIntegrityError, match="model.npz"):
         predict.recommend("svd", None, prefs, lat=40.4168, lng=-3.7038)
     meta = json.loads((artifacts.root() / v.artifact_dir / "metadata.json").read_text())
-    assert meta["files"]["model.joblib"] == v.files["model.joblib"]
+    assert meta["files"]["model.npz"] == v.files["model.npz"]
 
 
 def test_a_version_trained_outside_a_checkout_records_the_given_code_revision(
