@@ -201,3 +201,85 @@ def madrid_bounds() -> tuple[float, float, float, float]:
     """(min lat, max lat, min lng, max lng) of the catalogue: where a location makes sense."""
     c = load()
     return float(c.lat.min()), float(c.lat.max()), float(c.lng.min()), float(c.lng.max())
+
+
+# A category whose place types cover this share of the catalogue or more says nothing about a
+# place: its label on a recommendation misleads (the Prado shown as a "music hall").
+CATCH_ALL_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class CatchAllCategory:
+    """A category of a model's mapping that matches almost every place of the catalogue."""
+
+    category: str
+    share: float  # of the catalogue's places that the category's types match
+    types: tuple[str, ...]  # the category's place types
+    generic: tuple[str, ...]  # those of its types that the places carry almost everywhere
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Category '{self.category}' matches {self.share:.1%} of the catalogue's places "
+            f"through the place type{'s' if len(self.generic) > 1 else ''} "
+            f"{', '.join(self.generic) or ', '.join(self.types)}: its places are labelled "
+            f"'{self.category}' whatever they are. Map it to narrower types in the model's "
+            "ranking settings."
+        )
+
+
+def catch_all_categories(
+    mapping: Mapping[str, Sequence[str]] | None = None,
+    *,
+    catalogue: Catalogue | None = None,
+    threshold: float = CATCH_ALL_SHARE,
+) -> list[CatchAllCategory]:
+    """Categories of ``mapping`` (the shipped one by default) that match at least
+    ``threshold`` of the places: a finding about a model's configuration, not its lists."""
+    cat = catalogue if catalogue is not None else load()
+    mapping = mapping or category_to_place_types()
+    if not len(cat):
+        return []
+    shares = cat.membership(mapping).mean(axis=0)
+    counts: dict[str, int] = {}
+    for types in cat.types:
+        for t in types:
+            counts[t] = counts.get(t, 0) + 1
+    found = []
+    for col, category in enumerate(CATEGORIES):
+        share = float(shares[col])
+        if share >= threshold:
+            types = tuple(mapping.get(category, ()))
+            generic = tuple(t for t in types if counts.get(t, 0) / len(cat) >= threshold)
+            found.append(CatchAllCategory(category, share, types, generic))
+    return found
+
+
+@functools.cache
+def _types_by_id(path: Path) -> dict[str, tuple[str, ...]]:
+    cat = load(path)
+    return {pid: tuple(sorted(t)) for pid, t in zip(cat.place_ids, cat.types, strict=True)}
+
+
+def types_of(place_id: str, path: Path = CATALOGUE_FILE) -> tuple[str, ...]:
+    """A place's own types (sorted), shown beside the category it was recommended for."""
+    return _types_by_id(path).get(str(place_id), ())
+
+
+def own_types_label(place_id: str, path: Path = CATALOGUE_FILE) -> str:
+    """The place's types without the ones nearly every place has (``establishment``,
+    ``point_of_interest``): what tells an expert what the place is."""
+    types = types_of(place_id, path)
+    specific = [t for t in types if t not in _generic_types(path)]
+    return ", ".join(specific or types) or "—"
+
+
+@functools.cache
+def _generic_types(path: Path) -> frozenset[str]:
+    cat = load(path)
+    counts: dict[str, int] = {}
+    for types in cat.types:
+        for t in types:
+            counts[t] = counts.get(t, 0) + 1
+    n = max(1, len(cat))
+    return frozenset(t for t, c in counts.items() if c / n >= CATCH_ALL_SHARE)

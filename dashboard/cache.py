@@ -259,6 +259,19 @@ def _catalogue_points() -> tuple[np.ndarray, np.ndarray]:
     return places.lat.copy(), places.lng.copy()
 
 
+def catch_all_categories(mapping: Any = None) -> list[Any]:
+    """``core.catalogue.catch_all_categories`` for a model's mapping (computed once each)."""
+    key = None if mapping is None else tuple(sorted((c, tuple(t)) for c, t in mapping.items()))
+    return _catch_all(key)
+
+
+@st.cache_resource(show_spinner=False)
+def _catch_all(key: tuple[tuple[str, tuple[str, ...]], ...] | None) -> list[Any]:
+    from core import catalogue
+
+    return catalogue.catch_all_categories(dict(key) if key is not None else None)
+
+
 # ------------------------------------------------------------------------ predictions
 
 

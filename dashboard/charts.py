@@ -166,79 +166,164 @@ def _circle(lat: float, lng: float, radius_m: float, points: int = 72) -> tuple[
     return list(lat + dlat * np.sin(angles)), list(lng + dlng * np.cos(angles))
 
 
+TILE_URL = "https://a.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png"
+TILE_ATTRIBUTION = "© OpenStreetMap contributors © CARTO"
+
+
 def places_map(
-    lists: Mapping[str, Sequence[Any]],
+    items: Sequence[Any],
     *,
     lat: float,
     lng: float,
     radius_m: float = 2000.0,
     height: int = 520,
     background: tuple[np.ndarray, np.ndarray] | None = None,
+    tiles: bool = False,
+    colour: str = PALETTE[0],
+    title: str | None = None,
 ) -> go.Figure:
-    """The user's location, the search radius and each version's places in its colour.
+    """One version's places, numbered by rank, around the user and the search radius.
 
-    With ``background`` (the catalogue's latitudes and longitudes) the map draws no tiles and
-    the places themselves outline the city: it works without internet access.
+    Without ``tiles`` (the default: tiles come from the internet, which many sites lack, and a
+    tile map whose style cannot be fetched draws nothing at all) this is a plain plot drawn by
+    the browser alone: the catalogue's places (``background``) outline the city, east-west
+    distances scaled to north-south ones at this latitude. With ``tiles`` the same marks go on
+    a street map.
     """
+    labels = [str(rank) for rank in range(1, len(items) + 1)]
+    hover = [
+        f"{rank}. {html.escape(str(r.name))}<br>{html.escape(str(r.category))}"
+        f" · score {float(r.score):.3f} · {float(r.distance_m):.0f} m"
+        for rank, r in enumerate(items, start=1)
+    ]
+    ring_lat, ring_lng = _circle(lat, lng, radius_m)
+    place_lat = [float(r.lat) for r in items]
+    place_lng = [float(r.lng) for r in items]
+    marker = {"size": 20, "color": colour, "line": {"width": 1, "color": "white"}}
+    numbers = {"color": "white", "size": 11}
+    radius_name = f"{radius_m / 1000:g} km radius"
     fig = go.Figure()
-    if background is not None:
+    if tiles:
+        if background is not None:
+            fig.add_trace(
+                go.Scattermap(
+                    lat=background[0],
+                    lon=background[1],
+                    mode="markers",
+                    marker={"size": 4, "color": "#b0bec5", "opacity": 0.5},
+                    name="catalogue",
+                    hoverinfo="skip",
+                )
+            )
         fig.add_trace(
             go.Scattermap(
-                lat=background[0],
-                lon=background[1],
-                mode="markers",
-                marker={"size": 4, "color": "#b0bec5", "opacity": 0.6},
-                name="catalogue",
+                lat=ring_lat,
+                lon=ring_lng,
+                mode="lines",
+                line={"color": "#607d8b", "width": 1},
+                name=radius_name,
                 hoverinfo="skip",
             )
         )
-    cl, cg = _circle(lat, lng, radius_m)
-    fig.add_trace(
-        go.Scattermap(
-            lat=cl,
-            lon=cg,
-            mode="lines",
-            line={"color": "#607d8b", "width": 1},
-            name=f"{radius_m / 1000:g} km radius",
-            hoverinfo="skip",
-        )
-    )
-    for i, (label, items) in enumerate(lists.items()):
-        if not items:
-            continue
         fig.add_trace(
             go.Scattermap(
-                lat=[float(r.lat) for r in items],
-                lon=[float(r.lng) for r in items],
-                mode="markers",
-                marker={"size": 14 - min(i, 3) * 2, "color": PALETTE[i % len(PALETTE)]},
-                name=label,
-                text=[
-                    f"{rank}. {html.escape(str(r.name))}<br>{html.escape(str(r.category))}"
-                    f" · score {float(r.score):.3f}"
-                    f" · {float(r.distance_m):.0f} m"
-                    for rank, r in enumerate(items, start=1)
-                ],
+                lat=place_lat,
+                lon=place_lng,
+                mode="markers+text",
+                marker=marker,
+                text=labels,
+                textfont=numbers,
+                hovertext=hover,
                 hoverinfo="text",
+                name="places by rank",
             )
         )
-    fig.add_trace(
-        go.Scattermap(
-            lat=[lat],
-            lon=[lng],
-            mode="markers",
-            marker={"size": 16, "color": "black"},
-            name="user",
-            hoverinfo="name",
+        fig.add_trace(
+            go.Scattermap(
+                lat=[lat],
+                lon=[lng],
+                mode="markers",
+                marker={"size": 14, "color": "black"},
+                name="user",
+                hoverinfo="name",
+            )
         )
-    )
+        fig.update_layout(
+            map={
+                "style": OFFLINE_STYLE,
+                "center": {"lat": lat, "lon": lng},
+                "zoom": 13,
+                "layers": [
+                    {
+                        "below": "traces",
+                        "sourcetype": "raster",
+                        "sourceattribution": TILE_ATTRIBUTION,
+                        "source": [TILE_URL],
+                    }
+                ],
+            }
+        )
+    else:
+        span_lat = radius_m * 1.25 / 6_371_000 * 180 / np.pi
+        span_lng = span_lat / max(0.05, math.cos(math.radians(lat)))
+        if background is not None:
+            blat, blng = np.asarray(background[0]), np.asarray(background[1])
+            near = (np.abs(blat - lat) <= span_lat * 1.5) & (np.abs(blng - lng) <= span_lng * 1.5)
+            fig.add_trace(
+                go.Scattergl(
+                    x=blng[near],
+                    y=blat[near],
+                    mode="markers",
+                    marker={"size": 4, "color": "#b0bec5", "opacity": 0.7},
+                    name="catalogue",
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=ring_lng,
+                y=ring_lat,
+                mode="lines",
+                line={"color": "#607d8b", "width": 1},
+                name=radius_name,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=place_lng,
+                y=place_lat,
+                mode="markers+text",
+                marker=marker,
+                text=labels,
+                textposition="middle center",
+                textfont=numbers,
+                hovertext=hover,
+                hoverinfo="text",
+                name="places by rank",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[lng],
+                y=[lat],
+                mode="markers",
+                marker={"size": 14, "color": "black", "symbol": "x"},
+                name="user",
+                hoverinfo="name",
+            )
+        )
+        fig.update_xaxes(range=[lng - span_lng, lng + span_lng], visible=False, constrain="domain")
+        fig.update_yaxes(
+            range=[lat - span_lat, lat + span_lat],
+            visible=False,
+            scaleanchor="x",
+            scaleratio=1 / max(0.05, math.cos(math.radians(lat))),
+        )
+        fig.update_layout(plot_bgcolor="white")
     fig.update_layout(
-        map={
-            "style": MAP_STYLE if background is None else OFFLINE_STYLE,
-            "center": {"lat": lat, "lon": lng},
-            "zoom": 13,
-        },
         legend={"orientation": "h", "y": -0.01, "yanchor": "top", "x": 0},
+        title={"text": title} if title else None,
     )
     return _layout(fig, height=height)
 

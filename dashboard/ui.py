@@ -110,6 +110,43 @@ def act(action: Callable[[], str | None]) -> None:
     guarded(action)
 
 
+# ------------------------------------------------------------------------ map tiles
+
+# Loads one map tile in the browser and says whether it came: the server cannot know whether
+# the person's browser reaches the tile servers, and a tile map that cannot draws nothing.
+_TILE_PROBE_JS = """
+export default function ({ data, setStateValue }) {
+  if (!data || !data.url) return;
+  const img = new Image();
+  img.onload = () => setStateValue("reachable", true);
+  img.onerror = () => setStateValue("reachable", false);
+  img.src = data.url;
+}
+"""
+_tile_probe = st.components.v2.component("planwise_tile_probe", js=_TILE_PROBE_JS)
+TILES_KEY = "ui_tiles_reachable"
+
+
+def tiles_reachable(url: str) -> bool | None:
+    """Whether this browser loads map tiles: True, False, or None until it has tried.
+
+    Probed once per browser session; the answer is kept for every page."""
+    known = st.session_state.get(TILES_KEY)
+    if known is not None:
+        return bool(known)
+    result = _tile_probe(
+        data={"url": url},
+        key="ui_tile_probe",
+        default={"reachable": None},
+        on_reachable_change=lambda: None,
+        height=0,
+    )
+    reachable = getattr(result, "reachable", None)
+    if reachable is not None:
+        st.session_state[TILES_KEY] = bool(reachable)
+    return None if reachable is None else bool(reachable)
+
+
 # ------------------------------------------------------------------------ pickers
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audit
+from core import audit, catalogue
 from core.categories import CATEGORIES
-from core.errors import CoreError
+from core.errors import BadInput, CoreError
+from core.ranking import RankingConfig
 from dashboard import cache, session, ui
 
 actor = session.actor()
@@ -98,9 +99,22 @@ try:
 except CoreError as exc:
     ui.error(exc)
 
+# Findings about the model's configuration, whatever the sample: a category whose place types
+# match almost every place labels any place with its name.
+try:
+    mapping = RankingConfig.from_settings(m.settings).mapping
+except CoreError:
+    mapping = None
+catch_all = cache.catch_all_categories(mapping)
+if catch_all:
+    st.warning(
+        "**Model configuration:** " + " ".join(ui.md(c.message) for c in catch_all),
+        icon=":material/tune:",
+    )
+
 if review is not None:
     warnings = [f for f in review.findings if f.severity == "warning"]
-    if not warnings:
+    if not warnings and not catch_all:
         st.success("No automatic warning for this sample.", icon=":material/check_circle:")
     for f in review.findings:
         (st.warning if f.severity == "warning" else st.info)(ui.md(f.message))
@@ -160,6 +174,9 @@ if review is not None:
         st.markdown(f"**Their {len(review.lists[pick])} places**")
         liked = set(review.liked_categories(pick))
         frame = review.user_frame(pick)
+        frame.insert(
+            3, "its types", [catalogue.own_types_label(r.place_id) for r in review.lists[pick]]
+        )
         frame["liked"] = frame["category"].isin(liked)
         st.dataframe(
             frame,
@@ -179,8 +196,10 @@ st.subheader("Verdict", anchor=False)
 
 def _record() -> str:
     state = st.session_state
-    verdict = state.get("audit_verdict", "approve")
+    verdict = state.get("audit_verdict")
     comment = state.get("audit_comment", "")
+    if verdict is None:
+        raise BadInput("choose Approve or Reject first: a verdict has no default")
     done = audit.record_verdict(
         actor=session.acting(),
         model=m.name,
@@ -190,6 +209,7 @@ def _record() -> str:
         sample=review.record() if review is not None else None,
     )
     state["audit_comment"] = ""
+    state["audit_verdict"] = None
     return f"Recorded: {done.verdict} of {m.name}@{number} by {done.auditor}."
 
 
@@ -203,6 +223,7 @@ else:
             "Verdict",
             ["approve", "reject"],
             key="audit_verdict",
+            index=None,
             horizontal=True,
             format_func=lambda x: "Approve" if x == "approve" else "Reject",
         )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import catalogue
 from core.categories import CATEGORIES
 from core.comparison import NEIGHBOURHOODS
 from core.entities import ModelInfo
@@ -127,13 +128,17 @@ with st.sidebar:
         on_change=_moved_by_hand,
     )
     k = st.slider("Places per list (k)", 3, 20, 10, key="preview_k")
+    reachable = ui.tiles_reachable(charts.TILE_URL.format(z=12, x=2046, y=1545))
+    if reachable and "preview_tiles" not in st.session_state:
+        st.session_state["preview_tiles"] = True
     tiles = st.toggle(
         "Street map",
-        value=True,
         key="preview_tiles",
-        help="Map tiles come from OpenStreetMap/CARTO through the internet. Without them the "
-        "places of the catalogue outline the city instead.",
+        disabled=not reachable,
+        help="Streets come from OpenStreetMap/CARTO through the internet, when this browser "
+        "reaches them; otherwise the catalogue's places outline the city.",
     )
+    tiles = bool(tiles and reachable)
 
 # ------------------------------------------------------------------------ which versions
 
@@ -247,23 +252,40 @@ except CoreError:
 
 with right:
     if lists:
-        st.plotly_chart(
-            charts.places_map(
-                {f"{label} · {stage_of.get(label, '')}": items for label, items in lists.items()},
-                lat=lat,
-                lng=lng,
-                radius_m=radius,
-                height=MAP_HEIGHT,
-                background=None if tiles else cache.catalogue_points(),
-            ),
-            key="preview_map",
-            config={"scrollZoom": True},
-        )
-    if tiles:
+        background = cache.catalogue_points()
+        per_row = 1 if len(lists) == 1 else 2
+        rows = -(-len(lists) // per_row)
+        height = MAP_HEIGHT if rows == 1 else MAP_HEIGHT // 2
+        labels = list(lists)
+        for row in range(rows):
+            cells = st.columns(per_row)
+            for cell, label in zip(
+                cells, labels[row * per_row : (row + 1) * per_row], strict=False
+            ):
+                i = labels.index(label)
+                with cell:
+                    st.plotly_chart(
+                        charts.places_map(
+                            lists[label],
+                            lat=lat,
+                            lng=lng,
+                            radius_m=radius,
+                            height=height,
+                            background=background,
+                            tiles=tiles,
+                            colour=charts.PALETTE[i % len(charts.PALETTE)],
+                            title=f"{label} · {stage_of.get(label, '')}",
+                        ),
+                        key=f"preview_map_{i}",
+                        config={"scrollZoom": True},
+                    )
+    if reachable is False:
         st.caption(
-            "No streets on the map? They come from the internet; switch off *Street map* in "
-            "the sidebar to draw the catalogue's places instead."
+            "No street map: this browser does not reach the map tiles, so the catalogue's "
+            "places outline the city. Numbers are ranks."
         )
+    else:
+        st.caption("Numbers are ranks; each version has its own map, in its list's colour.")
     if not any(prefs):
         st.caption("No rating given yet: every category is predicted by the model.")
 
@@ -278,13 +300,14 @@ def _frame(items: list) -> pd.DataFrame:
                 "#": rank,
                 "place": r.name,
                 "category": r.category,
+                "its types": catalogue.own_types_label(r.place_id),
                 "score": float(r.score),
                 "distance (m)": float(r.distance_m),
                 "rating": float(r.rating) or None,
             }
             for rank, r in enumerate(items, start=1)
         ],
-        columns=["#", "place", "category", "score", "distance (m)", "rating"],
+        columns=["#", "place", "category", "its types", "score", "distance (m)", "rating"],
     )
 
 

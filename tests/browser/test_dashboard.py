@@ -110,7 +110,6 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
             # Preview: the production list for a user from the dataset, beside the map.
             _open(page, "Preview", "Preview recommendations")
             _choose(page, "Model", MODEL)
-            page.get_by_test_id("stSidebar").get_by_text("Street map").click()  # no tiles in CI
             _settled(page)
             # The map's caption moved up a place: until Streamlit drops the run's stale
             # elements, the old copy may still be on the page beside the new one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from pathlib import Path
@@ -78,9 +79,7 @@ def test_an_idle_session_is_signed_out_with_a_notice(
     def last_seen(minutes_ago: float) -> None:
         with transaction() as s:
             s.execute(
-                update(SessionRow).values(
-                    last_seen_at=utcnow() - dt.timedelta(minutes=minutes_ago)
-                )
+                update(SessionRow).values(last_seen_at=utcnow() - dt.timedelta(minutes=minutes_ago))
             )
 
     monkeypatch.setenv("SESSION_IDLE_MINUTES", "30")
@@ -509,6 +508,29 @@ def test_audit_sample_warnings_and_a_verdict_the_gate_accepts(populated) -> None
     assert next(g for g in gates if g["name"] == "audit")["passed"]
 
 
+def test_audit_flags_catch_all_categories_shows_types_and_has_no_default_verdict(
+    populated,
+) -> None:
+    from core import audit
+
+    at = sign_in("ana")
+    open_page(at, "audit")
+    assert_clean(at)
+    config = [plain(w.value) for w in at.warning if "Model configuration" in w.value]
+    assert config, "categories mapped to 'establishment' are a finding of the configuration"
+    assert "music halls" in config[0] and "establishment" in config[0]
+    places = table(at, "rank", "place", "category", "its types")
+    assert places["its types"].str.len().min() > 0
+    assert "establishment" not in " ".join(places["its types"])
+
+    # No verdict is chosen for the auditor; submitting without one records nothing.
+    assert at.radio(key="audit_verdict").value is None
+    at.text_area(key="audit_comment").input("looked at every segment")
+    submit(at, "audit_form")
+    assert any("choose Approve or Reject" in plain(e.value) for e in at.error)
+    assert not audit.verdicts(MODEL, at.selectbox(key=f"audit_version_{MODEL}").value)
+
+
 # ------------------------------------------------------------------------ compare
 
 
@@ -593,11 +615,25 @@ def test_preview_puts_other_versions_beside_production(populated) -> None:
     headings = plain(" ".join(m.value for m in at.markdown))
     for label in (f"{MODEL}@{populated.production}", candidate, baseline):
         assert f"**{label}**" in headings
-    spec = at.get("plotly_chart")[0].proto.spec
-    assert candidate in spec and baseline in spec, "each version's places on the map"
-    at.toggle(key="preview_tiles").set_value(False).run()
-    assert_clean(at)
-    assert "catalogue" in at.get("plotly_chart")[0].proto.spec
+    # Each version on its own map (shared places hide nothing), markers numbered by rank,
+    # and without tiles (no browser has answered the tile probe here) the catalogue's places
+    # drawn as the background: never a blank map.
+    maps = [json.loads(c.proto.spec) for c in at.get("plotly_chart")][:3]
+    titles = [m["layout"]["title"]["text"] for m in maps]
+    assert [t.split(" · ")[0] for t in titles] == [
+        f"{MODEL}@{populated.production}",
+        candidate,
+        baseline,
+    ]
+    for figure in maps:
+        traces = {t["name"]: t for t in figure["data"]}
+        assert traces["catalogue"]["type"] == "scattergl" and len(traces["catalogue"]["x"]) > 100
+        assert traces["places by rank"]["text"] == [str(i) for i in range(1, 11)]
+        assert "map" not in figure["layout"], "no tile map without tiles"
+    assert at.toggle(key="preview_tiles").disabled
+    # Each place's own types beside the category it matched.
+    first = _lists(at)[0]
+    assert "its types" in first.columns and first["its types"].str.len().min() > 0
 
 
 def test_the_chosen_model_follows_the_user_from_page_to_page(populated) -> None:
