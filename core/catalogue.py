@@ -249,9 +249,9 @@ def catch_all_categories(
     for col, category in enumerate(CATEGORIES):
         share = float(shares[col])
         if share >= threshold:
-            types = tuple(mapping.get(category, ()))
-            generic = tuple(t for t in types if counts.get(t, 0) / len(cat) >= threshold)
-            found.append(CatchAllCategory(category, share, types, generic))
+            mapped = tuple(mapping.get(category, ()))
+            generic = tuple(t for t in mapped if counts.get(t, 0) / len(cat) >= threshold)
+            found.append(CatchAllCategory(category, share, mapped, generic))
     return found
 
 
