@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+from core.config import get_settings
+from core.errors import ConfigError
 
 
 def main() -> None:
@@ -15,6 +19,11 @@ def main() -> None:
         "--workers", type=int, default=1, help="processes; each serves and logs on its own"
     )
     args = parser.parse_args()
+    try:
+        get_settings()  # a bad setting is one line here, not a traceback in each worker
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import uvicorn
 

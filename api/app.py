@@ -22,13 +22,20 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api import direct, log_writer, render
-from api.keys import REQUIRES_KEY, KeyCheck, configured_keys, document_scheme, protected_paths
+from api.keys import (
+    REQUIRES_KEY,
+    KeyCheck,
+    configured_keys,
+    document_scheme,
+    key_given,
+    protected_paths,
+)
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, catalogue, monitoring, predict, resources
+from core import bootstrap, catalogue, monitoring, predict, resources, text
 from core.categories import CATEGORIES, N_CATEGORIES
 from core.config import get_settings
 from core.errors import CoreError
@@ -36,6 +43,20 @@ from core.errors import CoreError
 log = logging.getLogger(__name__)
 
 Rating = Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)]
+
+
+def _storable(value: str) -> str:
+    """Refuse (422) a text the log's database cannot store (``core.text``): a NUL or a lone
+    surrogate. Over-long texts are refused by each field's ``max_length``."""
+    problem = text.unstorable(value)
+    if problem is not None:
+        raise ValueError(f"the text {problem}")
+    return value
+
+
+# Every text a client sends goes through this: it is stored in the prediction log, or used
+# in a query against it.
+ClientText = Annotated[str, AfterValidator(_storable)]
 EXAMPLE_RATINGS = [
     5,
     0,
@@ -105,9 +126,9 @@ class RecommendRequest(BaseModel):
     lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
     k: Annotated[int, Field(ge=1, le=100)] = 10
     user_id: Annotated[
-        str | None, Field(max_length=128, description="keeps the canary split sticky")
+        ClientText | None, Field(max_length=128, description="keeps the canary split sticky")
     ] = None
-    model: Annotated[str | None, Field(max_length=128)] = None
+    model: Annotated[ClientText | None, Field(max_length=128)] = None
 
 
 class Place(BaseModel):
@@ -130,8 +151,8 @@ class RecommendResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: Annotated[str, Field(min_length=1, max_length=36)]
-    place_id: Annotated[str, Field(min_length=1, max_length=128)]
+    request_id: Annotated[ClientText, Field(min_length=1, max_length=36)]
+    place_id: Annotated[ClientText, Field(min_length=1, max_length=128)]
 
 
 def create_app(*, start_background: bool = True) -> FastAPI:
@@ -155,6 +176,13 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         ["model", "version", "variant"],
         registry=metrics_registry,
     )
+    invalid_total = Counter(
+        "planwise_invalid_requests",
+        "Requests refused with 422 (a body that is not valid, or holds a text the log cannot "
+        "store: see core.text)",
+        ["path"],
+        registry=metrics_registry,
+    )
     ProcessCollector(registry=metrics_registry)  # CPU seconds, resident memory, open files
     sampler = resources.Sampler("api")
     catalog = Catalog()
@@ -162,6 +190,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         registry=metrics_registry, writer=log_writer.for_database(get_settings())
     )
     keys = configured_keys()
+    key_bytes = [k.encode() for k in keys]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -200,6 +229,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         """422 naming each field; the offending input is not echoed (it may not be JSON)."""
+        invalid_total.labels(request.url.path if request.url.path in known else "other").inc()
         detail = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -316,12 +346,30 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         return {"status": "accepted"}
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
+        """Liveness for anyone: ``status`` only ("ok", or "degraded" with the process still
+        serving). With the API key, the details: what is served, the problems behind a
+        "degraded", the registry's and artifacts' errors, the prediction log's backlog.
+        Always 200 while the process answers: a degraded log is no reason to restart it
+        (its backlog would be lost) or to stop sending it requests (they are still served).
+        """
+        log_state = logger.state()
+        problems = []
+        if not catalog.models:
+            problems.append("no model has a production version to serve")
+        if catalog.errors.get("registry"):
+            problems.append("the registry cannot be read")
+        if not log_state["draining"]:
+            problems.append("the prediction log is not draining")
+        status = "degraded" if problems else "ok"
+        if not key_given(request.scope, key_bytes):
+            return {"status": status}
         return {
-            "status": "ok" if catalog.models and not catalog.errors.get("registry") else "degraded",
+            "status": status,
+            "problems": problems,
             "serving": {m: s.production.version.version for m, s in catalog.models.items()},
             "errors": catalog.errors,
-            "log_pending": len(logger.buffer),
+            "log": log_state,
         }
 
     @app.get("/models", openapi_extra=REQUIRES_KEY)
@@ -341,6 +389,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
+    known = {r.path for r in app.routes}
     app.add_middleware(KeyCheck, keys=keys, paths=protected_paths(app))
     document_scheme(app)
     return app

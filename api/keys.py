@@ -74,6 +74,13 @@ def document_scheme(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def key_given(scope: Scope, keys: list[bytes]) -> bool:
+    """Whether the request carries one of ``keys``; each is compared in constant time."""
+    header = HEADER.lower().encode()
+    given = next((v for k, v in scope["headers"] if k == header), b"")
+    return any([hmac.compare_digest(given, k) for k in keys])
+
+
 class KeyCheck:
     """401 for a protected path without one of the keys; every key is compared in constant
     time, whichever matches."""

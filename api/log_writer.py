@@ -15,7 +15,9 @@ An in-memory SQLite database exists in one process only, so it is written in-pro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import select
@@ -52,7 +54,7 @@ class BatchWriter(Protocol):
 
     def start(self) -> None: ...
 
-    def write(self, records: Sequence[monitoring.PredictionRecord]) -> int: ...
+    def write(self, records: Sequence[monitoring.PredictionRecord]) -> monitoring.BatchOutcome: ...
 
     def close(self) -> None: ...
 
@@ -65,8 +67,8 @@ class InProcessWriter:
     def start(self) -> None:
         pass
 
-    def write(self, records: Sequence[monitoring.PredictionRecord]) -> int:
-        return monitoring.write_batch(records)
+    def write(self, records: Sequence[monitoring.PredictionRecord]) -> monitoring.BatchOutcome:
+        return monitoring.store_batch(records)
 
     def close(self) -> None:
         pass
@@ -75,12 +77,30 @@ class InProcessWriter:
 def encode(records: Sequence[monitoring.PredictionRecord]) -> bytes:
     """The records as one JSON document: orjson serialises the dataclasses as they are, and
     NumPy values go through the JSON columns' own ``json_default``, so the child stores the
-    very text the in-process writer would."""
-    return orjson.dumps(records, default=json_default)
+    very text the in-process writer would.
+
+    A text orjson refuses (a lone surrogate is not UTF-8) must not keep the whole batch from
+    the child: such a batch goes as ASCII-escaped JSON instead, and the child refuses that
+    record (``core.monitoring.store_batch``) while writing the others."""
+    try:
+        return orjson.dumps(records, default=json_default)
+    except TypeError:
+        return json.dumps(
+            [_plain(r) for r in records], ensure_ascii=True, default=json_default
+        ).encode()
+
+
+def _plain(record: monitoring.PredictionRecord) -> dict[str, Any]:
+    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    row["ts"] = record.ts.isoformat()
+    return row
 
 
 def decode(document: bytes) -> list[monitoring.PredictionRecord]:
-    rows = orjson.loads(document)
+    try:
+        rows = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        rows = json.loads(document)  # a lone surrogate's escape (see ``encode``)
     if not isinstance(rows, list):
         raise LogWriteError("a prediction log batch must be a JSON list of records")
     out = []
@@ -95,7 +115,8 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
     _send(outbox, {"ready": True})
     while (document := _receive(inbox)) is not None:
         try:
-            answer: dict[str, Any] = {"written": monitoring.write_batch(decode(document))}
+            outcome = monitoring.store_batch(decode(document))
+            answer: dict[str, Any] = dataclasses.asdict(outcome)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which retries
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         try:
@@ -139,7 +160,7 @@ class WriterProcess:
         with self._lock:
             self._running()
 
-    def write(self, records: Sequence[monitoring.PredictionRecord]) -> int:
+    def write(self, records: Sequence[monitoring.PredictionRecord]) -> monitoring.BatchOutcome:
         document = encode(records)
         if not self._lock.acquire(timeout=WRITE_SECONDS):
             raise LogWriteError("the prediction log writer is busy with another batch")
@@ -156,7 +177,7 @@ class WriterProcess:
             self._lock.release()
         if "error" in answer:
             raise LogWriteError(str(answer["error"]))
-        return int(answer["written"])
+        return monitoring.BatchOutcome(**answer)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._process is not None and self._process.poll() is None:

@@ -4,8 +4,15 @@ Requests only append to a deque; a background thread hands batches to a writer
 (``api.log_writer``: a child process that calls ``core.monitoring.write_batch``). If the
 database is away, the batch stays in the buffer and is retried with back-off; only when the
 buffer is full are the oldest records dropped, and every dropped record is counted (exported
-in ``/metrics``). Feedback waits for the flush of the request it refers to, so a fast click
-never races its own log row.
+in ``/metrics``). A record the database cannot store is refused by the writer (kept aside in
+the database with the reason, counted here) and never holds back the records after it.
+Feedback waits for the flush of the request it refers to, so a fast click never races its own
+log row.
+
+:meth:`PredictionLogger.state` says whether the log is draining: ``/health`` reports a log
+whose oldest waiting record is older than ``LOG_STALL_SECONDS`` (30 s by default; a healthy log
+is written every quarter second, and retried at most every 5 s while the database is away), or
+whose backlog passed half of the buffer, as not draining.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from prometheus_client import Counter, Gauge
 
 from api.log_writer import BatchWriter, InProcessWriter
 from core import monitoring
+from core.config import get_settings, redact
 from core.errors import CoreError
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,9 @@ class PredictionLogger:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.written = 0
+        self.refused_total = 0
+        self.stall_seconds = get_settings().log_stall_seconds
+        self.last_error: str | None = None
         kwargs = {"registry": registry} if registry is not None else {}
         self.dropped = Counter(
             "planwise_prediction_log_dropped",
@@ -67,6 +78,38 @@ class PredictionLogger:
             **kwargs,
         )
         self.writer_starts.set_function(lambda: self.writer.starts)
+        self.refused = Counter(
+            "planwise_prediction_log_refused",
+            "Prediction log records the database could not store: kept aside with the reason "
+            "(core.monitoring.refusals), not in the log",
+            **kwargs,
+        )
+        self.oldest = Gauge(
+            "planwise_prediction_log_oldest_seconds",
+            "Age of the oldest record waiting to be written (0 when none waits)",
+            **kwargs,
+        )
+        self.oldest.set_function(self.oldest_age)
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest buffered record has waited (0 when the buffer is empty)."""
+        try:
+            first = self.buffer[0]
+        except IndexError:
+            return 0.0
+        return max(0.0, (monitoring.utcnow() - first.ts).total_seconds())
+
+    def state(self) -> dict[str, object]:
+        """The log's health, for ``/health``: ``draining`` is False when its oldest record
+        waited more than ``LOG_STALL_SECONDS`` or the backlog passed half of the buffer."""
+        pending, age = len(self.buffer), self.oldest_age()
+        return {
+            "draining": age <= self.stall_seconds and pending <= self.capacity // 2,
+            "pending": pending,
+            "oldest_pending_seconds": round(age, 3),
+            "refused": self.refused_total,
+            "last_error": self.last_error,
+        }
 
     def add(self, record: monitoring.PredictionRecord) -> None:
         with self.lock:
@@ -94,7 +137,14 @@ class PredictionLogger:
                 batch = list(itertools.islice(self.buffer, min(BATCH, todo - written)))
             if not batch:
                 break
-            self.writer.write(batch)
+            outcome = self.writer.write(batch)
+            if outcome.refused:
+                self.refused_total += outcome.refused
+                self.refused.inc(outcome.refused)
+                log.warning(
+                    "%d prediction log record(s) refused by the database, kept aside",
+                    outcome.refused,
+                )
             done = {id(r) for r in batch}
             with self.lock:  # a full buffer may have dropped some of them meanwhile
                 while self.buffer and id(self.buffer[0]) in done:
@@ -128,10 +178,14 @@ class PredictionLogger:
             try:
                 self.flush()
                 backoff = FLUSH_SECONDS
+                self.last_error = None
             except Exception as exc:  # noqa: BLE001 - keep the records, retry later
+                self.last_error = redact(f"{type(exc).__name__}: {exc}")
                 self.failures.inc()
                 backoff = min(backoff * 2, 5.0)
-                log.warning("prediction log write failed (retrying in %.1f s): %s", backoff, exc)
+                log.warning(
+                    "prediction log write failed (retrying in %.1f s): %s", backoff, self.last_error
+                )
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.run, name="prediction-logger", daemon=True)
@@ -146,6 +200,10 @@ class PredictionLogger:
             try:
                 self.flush()
             except Exception as exc:  # noqa: BLE001
-                log.error("could not write %d buffered predictions: %s", len(self.buffer), exc)
+                log.error(
+                    "could not write %d buffered predictions: %s",
+                    len(self.buffer),
+                    redact(str(exc)),
+                )
                 time.sleep(0.5)
         self.writer.close()

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from core import predict, registry
+from core.config import redact
 from core.entities import ModelInfo
 from core.errors import CoreError
 
@@ -58,10 +59,10 @@ class Catalog:
         try:
             infos = registry.list_models()
         except CoreError as exc:
-            self.errors["registry"] = str(exc)
+            self.errors["registry"] = redact(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - the database may be away; keep serving
-            self.errors["registry"] = f"{type(exc).__name__}: {exc}"
+            self.errors["registry"] = redact(f"{type(exc).__name__}: {exc}")
             return
         self.errors.pop("registry", None)
         for info in infos:

@@ -38,8 +38,38 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # Below this many rows a distance of 0.1 is within sampling noise for many columns, so
     # the share of drifted columns says little; per-feature alerts (0.3) still fire.
     "min_rows_for_share": 1000,
+    "volume_drop": 0.5,  # a window with less than half its usual requests
+    "ctr_drop": 0.5,  # click-through below half of the previous days'
+    # Label-free recommendation health (core.health); 0 or 1 leaves a check off.
+    "health_coverage_min": 0.0,
+    "health_mean_popularity_max": 1.0,
+    "health_gini_max": 1.0,
+    "health_diversity_min": 0.0,
+    "health_personalisation_min": 0.0,
+    "health_churn_max": 1.0,
 }
-KINDS = ("drift_share", "feature_drift", "error_rate", "latency_p99_ms")
+KINDS = (
+    "drift_share",
+    "feature_drift",
+    "error_rate",
+    "latency_p99_ms",
+    "volume_drop",
+    "ctr_drop",
+    "health",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A threshold crossed, before it is recorded: checks return these, so that the
+    monitoring job can record a window's figures and its alerts in one transaction."""
+
+    kind: str
+    subject: str
+    value: float
+    threshold: float
+    message: str
+    severity: str = "warning"
 
 
 @dataclass(frozen=True)
@@ -127,34 +157,52 @@ def raise_alert(
     severity: str = "warning",
 ) -> Alert | None:
     """Record an alert unless the same condition is already open; returns the new one."""
+    condition = Condition(kind, subject, value, threshold, message, severity)
+    with transaction() as s:
+        alert = raise_in(s, model=model, version=version, condition=condition)
+    return None if alert is None else notify(alert)
+
+
+def raise_in(s: Any, *, model: str, version: str | None, condition: Condition) -> Alert | None:
+    """Record an alert inside the caller's transaction unless the same condition is open.
+
+    The webhook is not called here (the transaction may still roll back): call
+    :func:`notify` with what this returned once the transaction has committed.
+    """
+    kind, subject = condition.kind, condition.subject
     if kind not in KINDS:
         raise BadInput(f"unknown alert kind {kind!r}")
-    with transaction() as s:
-        existing = s.scalar(
-            select(AlertRow.id).where(
-                AlertRow.model == model,
-                AlertRow.kind == kind,
-                AlertRow.subject == subject,
-                AlertRow.status == "open",
-            )
+    value, threshold = condition.value, condition.threshold
+    message, severity = condition.message, condition.severity
+    existing = s.scalar(
+        select(AlertRow.id).where(
+            AlertRow.model == model,
+            AlertRow.kind == kind,
+            AlertRow.subject == subject,
+            AlertRow.status == "open",
         )
-        if existing is not None:
-            return None
-        row = AlertRow(
-            created_at=utcnow(),
-            model=model,
-            version=version,
-            kind=kind,
-            subject=subject,
-            severity=severity,
-            message=message,
-            value=float(value),
-            threshold=float(threshold),
-            status="open",
-        )
-        s.add(row)
-        s.flush()
-        alert = _alert(row)
+    )
+    if existing is not None:
+        return None
+    row = AlertRow(
+        created_at=utcnow(),
+        model=model,
+        version=version,
+        kind=kind,
+        subject=subject,
+        severity=severity,
+        message=message,
+        value=float(value),
+        threshold=float(threshold),
+        status="open",
+    )
+    s.add(row)
+    s.flush()
+    return _alert(row)
+
+
+def notify(alert: Alert) -> Alert:
+    """Log a committed alert and send it to the webhook, if one is configured."""
     url = get_settings().alert_webhook_url
     if url:
         outcome = _send_webhook(url, alert)
@@ -163,8 +211,51 @@ def raise_alert(
             if stored is not None:
                 stored.webhook = outcome
         alert = Alert(**{**alert.__dict__, "webhook": outcome})
-    log.warning("alert: %s", message)
+    log.warning("alert: %s", alert.message)
     return alert
+
+
+def drift_conditions(
+    limits: Mapping[str, float],
+    *,
+    model: str,
+    kind: str,
+    drift_share: float,
+    columns: Mapping[str, Any],
+    rows: int | None = None,
+    prefix: str = "",
+) -> list[Condition]:
+    """The drift thresholds a result crosses. ``prefix`` names a canary's subjects apart
+    ("canary data:museums"), so its conditions never merge with production's."""
+    out = []
+    enough = rows is None or rows >= limits["min_rows_for_share"]
+    if enough and drift_share >= limits["drift_share"]:
+        out.append(
+            Condition(
+                "drift_share",
+                f"{prefix}{kind}",
+                drift_share,
+                limits["drift_share"],
+                f"{prefix}{kind} drift of {model}: {drift_share:.0%} of the columns drifted "
+                f"(alert at {limits['drift_share']:.0%})",
+                "critical" if drift_share >= 0.5 else "warning",
+            )
+        )
+    # Per-feature alerts are for inputs; predictions move together when inputs move, and the
+    # share alert already says so.
+    for column, d in columns.items() if kind == "data" else ():
+        if float(d["score"]) >= limits["feature_drift"]:
+            out.append(
+                Condition(
+                    "feature_drift",
+                    f"{prefix}{kind}:{column}",
+                    float(d["score"]),
+                    limits["feature_drift"],
+                    f"{column!r} drifted for {model}{' (canary)' if prefix else ''} "
+                    f"({d['method']} {float(d['score']):.3f} ≥ {limits['feature_drift']})",
+                )
+            )
+    return out
 
 
 def check_drift(
@@ -176,75 +267,160 @@ def check_drift(
     columns: Mapping[str, Any],
     rows: int | None = None,
 ) -> list[Alert]:
-    limits = thresholds(model)
-    raised = []
-    enough = rows is None or rows >= limits["min_rows_for_share"]
-    if enough and drift_share >= limits["drift_share"]:
-        a = raise_alert(
+    conditions = drift_conditions(
+        thresholds(model),
+        model=model,
+        kind=kind,
+        drift_share=drift_share,
+        columns=columns,
+        rows=rows,
+    )
+    raised = [
+        raise_alert(
             model=model,
             version=version,
-            kind="drift_share",
-            subject=kind,
-            value=drift_share,
-            threshold=limits["drift_share"],
-            message=f"{kind} drift of {model}: {drift_share:.0%} of the columns drifted "
-            f"(alert at {limits['drift_share']:.0%})",
-            severity="critical" if drift_share >= 0.5 else "warning",
+            kind=c.kind,
+            subject=c.subject,
+            value=c.value,
+            threshold=c.threshold,
+            message=c.message,
+            severity=c.severity,
         )
-        raised.append(a)
-    # Per-feature alerts are for inputs; predictions move together when inputs move, and the
-    # share alert already says so.
-    for column, d in columns.items() if kind == "data" else ():
-        if float(d["score"]) >= limits["feature_drift"]:
-            raised.append(
-                raise_alert(
-                    model=model,
-                    version=version,
-                    kind="feature_drift",
-                    subject=f"{kind}:{column}",
-                    value=float(d["score"]),
-                    threshold=limits["feature_drift"],
-                    message=f"{column!r} drifted for {model} ({d['method']} "
-                    f"{float(d['score']):.3f} ≥ {limits['feature_drift']})",
+        for c in conditions
+    ]
+    return [a for a in raised if a is not None]
+
+
+@dataclass(frozen=True)
+class TrafficFigures:
+    """A window's service figures and, where the previous days give one, their baseline."""
+
+    requests: int
+    error_rate: float
+    latency_p99_ms: float
+    click_through: float
+    baseline_requests: float | None = None
+    baseline_click_through: float | None = None
+
+
+def traffic_conditions(
+    limits: Mapping[str, float],
+    *,
+    model: str,
+    figures: TrafficFigures,
+    span: str,
+    prefix: str = "",
+) -> list[Condition]:
+    """Error rate, p99 latency, volume drop and click-through drop of one window."""
+    f, out = figures, []
+    who = f"{model}{' (canary)' if prefix else ''}"
+    baseline = f.baseline_requests
+    if baseline is not None and baseline >= limits["min_requests"]:
+        floor = (1 - limits["volume_drop"]) * baseline
+        if f.requests < floor:
+            out.append(
+                Condition(
+                    "volume_drop",
+                    prefix.strip(),
+                    f.requests / baseline,
+                    1 - limits["volume_drop"],
+                    f"{who}: {f.requests} requests {span}, {f.requests / baseline:.0%} of the "
+                    f"{baseline:.0f} usual at this time on the previous days "
+                    f"(alert below {1 - limits['volume_drop']:.0%})",
+                    "critical" if f.requests == 0 else "warning",
                 )
             )
-    return [a for a in raised if a is not None]
+    if f.requests < limits["min_requests"]:
+        return out
+    if f.error_rate >= limits["error_rate"]:
+        out.append(
+            Condition(
+                "error_rate",
+                prefix.strip(),
+                f.error_rate,
+                limits["error_rate"],
+                f"{who}: {f.error_rate:.1%} of {f.requests} requests failed {span} "
+                f"(alert at {limits['error_rate']:.1%})",
+                "critical",
+            )
+        )
+    if not math.isnan(f.latency_p99_ms) and f.latency_p99_ms >= limits["latency_p99_ms"]:
+        out.append(
+            Condition(
+                "latency_p99_ms",
+                prefix.strip(),
+                f.latency_p99_ms,
+                limits["latency_p99_ms"],
+                f"{who}: p99 latency {f.latency_p99_ms:.0f} ms {span} "
+                f"(alert at {limits['latency_p99_ms']:.0f} ms)",
+            )
+        )
+    ctr0 = f.baseline_click_through
+    if ctr0 is not None and ctr0 > 0:
+        ratio = f.click_through / ctr0
+        if ratio < 1 - limits["ctr_drop"]:
+            out.append(
+                Condition(
+                    "ctr_drop",
+                    prefix.strip(),
+                    ratio,
+                    1 - limits["ctr_drop"],
+                    f"{who}: click-through {f.click_through:.1%} {span}, {ratio:.0%} of the "
+                    f"previous days' {ctr0:.1%} (alert below {1 - limits['ctr_drop']:.0%})",
+                )
+            )
+    return out
+
+
+def health_conditions(
+    limits: Mapping[str, float], *, model: str, figures: Mapping[str, Any], prefix: str = ""
+) -> list[Condition]:
+    """Label-free health figures (core.health) past their configured bounds."""
+    from core.health import METRICS
+
+    out = []
+    for name, (label, higher_better) in METRICS.items():
+        value = figures.get(name)
+        key = f"health_{name}_{'min' if higher_better else 'max'}"
+        if value is None or key not in limits:
+            continue
+        bound = limits[key]
+        crossed = value < bound if higher_better else value > bound
+        if crossed:
+            side = "below" if higher_better else "above"
+            out.append(
+                Condition(
+                    "health",
+                    f"{prefix}{name}",
+                    float(value),
+                    bound,
+                    f"{model}{' (canary)' if prefix else ''}: {label.lower()} {value:.3f} is "
+                    f"{side} its bound {bound:g}",
+                )
+            )
+    return out
 
 
 def check_traffic(model: str, *, hours: int = 1, until: dt.datetime | None = None) -> list[Alert]:
     """Error rate and p99 latency of the last ``hours`` against the thresholds."""
-    limits = thresholds(model)
     s = monitoring.summary(model, hours=hours, until=until)
-    if s.requests < limits["min_requests"]:
-        return []
-    raised = []
-    if s.error_rate >= limits["error_rate"]:
-        raised.append(
-            raise_alert(
-                model=model,
-                version=None,
-                kind="error_rate",
-                subject="",
-                value=s.error_rate,
-                threshold=limits["error_rate"],
-                message=f"{model}: {s.error_rate:.1%} of {s.requests} requests failed in the "
-                f"last {hours} h (alert at {limits['error_rate']:.1%})",
-                severity="critical",
-            )
+    figures = TrafficFigures(s.requests, s.error_rate, s.latency_p99_ms, s.click_through)
+    conditions = traffic_conditions(
+        thresholds(model), model=model, figures=figures, span=f"in the last {hours} h"
+    )
+    raised = [
+        raise_alert(
+            model=model,
+            version=None,
+            kind=c.kind,
+            subject=c.subject,
+            value=c.value,
+            threshold=c.threshold,
+            message=c.message,
+            severity=c.severity,
         )
-    if not math.isnan(s.latency_p99_ms) and s.latency_p99_ms >= limits["latency_p99_ms"]:
-        raised.append(
-            raise_alert(
-                model=model,
-                version=None,
-                kind="latency_p99_ms",
-                subject="",
-                value=s.latency_p99_ms,
-                threshold=limits["latency_p99_ms"],
-                message=f"{model}: p99 latency {s.latency_p99_ms:.0f} ms in the last {hours} h "
-                f"(alert at {limits['latency_p99_ms']:.0f} ms)",
-            )
-        )
+        for c in conditions
+    ]
     return [a for a in raised if a is not None]
 
 

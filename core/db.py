@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, redact
 from core.errors import CoreError
 
 STAGES = ("candidate", "staging", "production", "archived")
@@ -320,7 +320,7 @@ def transaction(*, write: bool = True, settings: Settings | None = None) -> Iter
         with session.begin():
             yield session
     except OperationalError as exc:
-        raise DatabaseUnavailable(f"database error: {exc.orig}") from exc
+        raise DatabaseUnavailable(redact(f"database error: {exc.orig}")) from exc
     finally:
         session.close()
 

@@ -11,20 +11,24 @@ because it weighs megabytes per result.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from core import alerts, artifacts, datasets, drift, monitoring, registry
+from core import alerts, artifacts, datasets, drift, monitoring, registry, splits
 from core.categories import CATEGORIES
 from core.db import transaction, utcnow
 from core.entities import VersionInfo
 from core.errors import BadInput, NotFound
-from core.telemetry_tables import DriftResultRow
+from core.telemetry_tables import DriftResultRow, PredictionReferenceRow
 
 KINDS = ("data", "prediction")
 PRED_PREFIX = "predicted: "
@@ -87,29 +91,20 @@ def store(
     reference: str,
     result: drift.DriftResult,
     check_alerts: bool = True,
+    variant: str = "production",
 ) -> DriftRecord:
-    if kind not in KINDS:
-        raise BadInput(f"unknown drift kind {kind!r}")
     with transaction() as s:
-        row = DriftResultRow(
-            computed_at=utcnow(),
+        record = insert(
+            s,
             model=model,
             version=version,
             kind=kind,
             window_start=window_start,
             window_end=window_end,
             reference=reference,
-            n_reference=result.n_reference,
-            n_current=result.n_current,
-            drift_share=result.drift_share,
-            dataset_drift=result.dataset_drift,
-            columns={c: d.as_dict() for c, d in result.columns.items()},
-            summaries=result.summaries,
-            sampling=result.sampling,
+            result=result,
+            variant=variant,
         )
-        s.add(row)
-        s.flush()
-        record = _record(row)
     if result.html:
         record = _save_html(record, result.html)
     if check_alerts:
@@ -122,6 +117,44 @@ def store(
             rows=record.n_current,
         )
     return record
+
+
+def insert(
+    s: Any,
+    *,
+    model: str,
+    version: str | None,
+    kind: str,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    reference: str,
+    result: drift.DriftResult,
+    variant: str = "production",
+) -> DriftRecord:
+    """Add a result inside the caller's transaction (the monitoring job writes a window's
+    results, its ledger rows and its alerts in one)."""
+    if kind not in KINDS:
+        raise BadInput(f"unknown drift kind {kind!r}")
+    row = DriftResultRow(
+        computed_at=utcnow(),
+        model=model,
+        version=version,
+        kind=kind,
+        variant=variant,
+        window_start=window_start,
+        window_end=window_end,
+        reference=reference,
+        n_reference=result.n_reference,
+        n_current=result.n_current,
+        drift_share=result.drift_share,
+        dataset_drift=result.dataset_drift,
+        columns={c: d.as_dict() for c, d in result.columns.items()},
+        summaries=result.summaries,
+        sampling=result.sampling,
+    )
+    s.add(row)
+    s.flush()
+    return _record(row)
 
 
 def _save_html(record: DriftRecord, html: str) -> DriftRecord:
@@ -140,13 +173,22 @@ def _save_html(record: DriftRecord, html: str) -> DriftRecord:
 
 
 def history(
-    model: str, kind: str, *, since: dt.datetime | None = None, limit: int = 2000
+    model: str,
+    kind: str,
+    *,
+    since: dt.datetime | None = None,
+    limit: int = 2000,
+    variant: str = "production",
 ) -> list[DriftRecord]:
     """Results of a model over time (without the histograms, which only one view needs)."""
     with transaction(write=False) as s:
         q = (
             select(DriftResultRow)
-            .where(DriftResultRow.model == model, DriftResultRow.kind == kind)
+            .where(
+                DriftResultRow.model == model,
+                DriftResultRow.kind == kind,
+                DriftResultRow.variant == variant,
+            )
             .order_by(DriftResultRow.window_end.desc(), DriftResultRow.id.desc())
             .limit(limit)
         )
@@ -192,11 +234,15 @@ def get(result_id: int) -> DriftRecord:
         return _record(row)
 
 
-def latest(model: str, kind: str = "data") -> DriftRecord | None:
+def latest(model: str, kind: str = "data", variant: str = "production") -> DriftRecord | None:
     with transaction(write=False) as s:
         row = s.scalar(
             select(DriftResultRow)
-            .where(DriftResultRow.model == model, DriftResultRow.kind == kind)
+            .where(
+                DriftResultRow.model == model,
+                DriftResultRow.kind == kind,
+                DriftResultRow.variant == variant,
+            )
             .order_by(DriftResultRow.window_end.desc(), DriftResultRow.id.desc())
             .limit(1)
         )
@@ -215,16 +261,98 @@ def reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
     return datasets.load_users(info)[list(CATEGORIES)], info.label
 
 
+@functools.lru_cache(maxsize=16)
+def _dataset_ratings(name: str, version: int) -> tuple[pd.DataFrame, str]:
+    """A dataset's 29 ratings, kept for the process (the job asks for the same few versions
+    every window; a dataset version never changes, and load_users checked its SHA-256)."""
+    info = datasets.get_dataset(name, version)
+    return datasets.load_users(info)[list(CATEGORIES)].astype(float), info.label
+
+
+def cached_reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
+    """:func:`reference_ratings`, cached per dataset version."""
+    if version.dataset is None:
+        raise BadInput(
+            f"{version.label} records no training dataset, so its inputs have no reference"
+        )
+    return _dataset_ratings(version.dataset.name, version.dataset.version)
+
+
+def predictions_of(ratings: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """The prediction-drift columns: the 29 predicted scores and the top category of the
+    final scores (the user's own ratings where given, predictions elsewhere), computed the
+    same way for the reference and for logged traffic, so neither side has an advantage."""
+    frame = pd.DataFrame(predicted.astype(float), columns=[PRED_PREFIX + c for c in CATEGORIES])
+    final = np.where(ratings > 0, ratings, predicted)
+    names = np.asarray(CATEGORIES, dtype=object)
+    frame[TOP_CATEGORY] = names[np.argmax(final, axis=1)] if len(final) else []
+    return frame
+
+
+REFERENCE_USERS = 2000  # validation users predicted for a reference (enough for 29 columns)
+
+
+def prediction_reference(version: VersionInfo) -> tuple[pd.DataFrame, str]:
+    """The version's predictions on its own validation users, computed once and stored.
+
+    A reference that exists from the first window (the traffic of the first days was the
+    reference before, so a version served for the first time had none, and an episode that
+    began early became the norm). Raises BadInput when the version records no dataset.
+    """
+    with transaction(write=False) as s:
+        row = s.scalar(
+            select(PredictionReferenceRow).where(
+                PredictionReferenceRow.model == version.model,
+                PredictionReferenceRow.version == version.version,
+            )
+        )
+        if row is not None:
+            return _reference_frame(row.data), row.source
+    ratings, label = cached_reference_ratings(version)
+    matrix = ratings.to_numpy(dtype=float)
+    seed = int((version.metadata.get("split") or {}).get("seed", 0))
+    rows = splits.split_users(matrix, seed=seed).valid
+    if len(rows) == 0:
+        rows = np.arange(len(matrix))
+    rows = rows[:REFERENCE_USERS]
+    users = matrix[rows]
+    from core import predict  # the model families: only when a reference is first needed
+
+    predicted = predict.load_version(version).model.predict(users, users > 0)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, ratings=users, predicted=np.asarray(predicted, dtype=np.float32))
+    source = f"{version.label} on {len(rows)} validation users of {label}"
+    try:
+        with transaction() as s:
+            s.add(
+                PredictionReferenceRow(
+                    model=version.model,
+                    version=version.version,
+                    rows=len(rows),
+                    source=source,
+                    data=buffer.getvalue(),
+                    computed_at=utcnow(),
+                )
+            )
+    except IntegrityError:  # another process stored it first: the same numbers
+        pass
+    return _reference_frame(buffer.getvalue()), source
+
+
+def _reference_frame(data: bytes) -> pd.DataFrame:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return predictions_of(z["ratings"], z["predicted"].astype(float))
+
+
 def prediction_frame(window: pd.DataFrame) -> pd.DataFrame:
-    """Predicted category scores and the top recommended category of each logged request."""
+    """The prediction-drift columns of logged requests (see :func:`predictions_of`)."""
     usable = window[window["predicted"].notna()] if not window.empty else window
     if usable.empty:
         return pd.DataFrame(columns=[PRED_PREFIX + c for c in CATEGORIES] + [TOP_CATEGORY])
-    frame = pd.DataFrame(
-        usable["predicted"].tolist(), columns=[PRED_PREFIX + c for c in CATEGORIES]
-    ).astype(float)
-    frame[TOP_CATEGORY] = [c[0] if c else "(none)" for c in usable["categories"]]
-    return frame
+    return predictions_of(
+        np.asarray(usable["ratings"].tolist(), dtype=float),
+        np.asarray(usable["predicted"].tolist(), dtype=float),
+    )
 
 
 def _version_at(model: str, version: str | None) -> VersionInfo:
@@ -320,6 +448,16 @@ def report_html(result_id: int) -> Path:
         )
         current = monitoring.ratings_of(window)
         numeric, categorical = list(CATEGORIES), []
+    elif not record.reference.startswith("traffic "):
+        if record.version is None:
+            raise BadInput(f"drift result #{result_id} names no version")
+        ref, _ = prediction_reference(registry.get_version(record.model, record.version))
+        current = prediction_frame(
+            monitoring.window(
+                record.model, record.window_start, record.window_end, version=record.version
+            )
+        )
+        numeric, categorical = [PRED_PREFIX + c for c in CATEGORIES], [TOP_CATEGORY]
     else:
         span = record.reference.removeprefix("traffic ").split(" – ")
         ref_start, ref_end = (dt.datetime.fromisoformat(x) for x in span)

@@ -199,3 +199,22 @@ class MonitorRequestRow(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True), default=utcnow)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(timezone=True), nullable=True)
     outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class LogRefusalRow(Base):
+    """A prediction log record the database could not store, kept aside with the reason.
+
+    One bad record must not block the others (the writer isolates it and writes the rest of
+    its batch); it is not dropped either: its fields are kept as ASCII-escaped JSON, which
+    every database stores, so an operator can see what was sent.
+    """
+
+    __tablename__ = "prediction_log_refusals"
+    __table_args__ = (Index("ix_prediction_log_refusals_at", "refused_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    refused_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(timezone=True), default=utcnow)
+    request_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)

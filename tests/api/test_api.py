@@ -73,7 +73,7 @@ def test_recommend_logs_and_feedback(served):
         'planwise_requests_total{model="autoencoder",status="ok",variant="production",'
         'version="1.0.0"} 1.0' in metrics
     )
-    assert served.get("/health").json()["serving"] == {"autoencoder": "1.0.0"}
+    assert served.get("/health", headers=KEY).json()["serving"] == {"autoencoder": "1.0.0"}
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,8 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
     target.write_bytes(target.read_bytes()[:-10])
     predict.clear_cache()
     catalog.refresh()
-    assert "kept the previous versions" in served.get("/health").json()["errors"]["autoencoder"]
+    health = served.get("/health", headers=KEY).json()
+    assert "kept the previous versions" in health["errors"]["autoencoder"]
     assert served.post("/recommend", json=BODY, headers=KEY).json()["version"] == "1.0.0"
 
 

@@ -57,8 +57,8 @@ def writer():
 
 
 def test_the_child_stores_what_the_in_process_writer_stores(backend, writer) -> None:
-    assert writer.write(_varied("child")) == 6
-    assert log_writer.InProcessWriter().write(_varied("here")) == 6
+    assert writer.write(_varied("child")).written == 6
+    assert log_writer.InProcessWriter().write(_varied("here")).written == 6
     assert _stored("child") == _stored("here")
     assert len(_stored("child")) == 6
     rollup = monitoring.summary("child", until=T0 + dt.timedelta(hours=1))
@@ -146,7 +146,7 @@ def test_the_child_answers_bad_documents_and_keeps_serving(backend) -> None:
     assert "JSONDecodeError" in answers[1]["error"]
     assert "JSON list of records" in answers[2]["error"]
     assert "ts" in answers[3]["error"]
-    assert answers[4] == {"written": 1}
+    assert answers[4] == {"written": 1, "refused": 0, "already": 0}
     assert monitoring.count_logs("m") == 1
 
 

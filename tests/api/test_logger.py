@@ -28,7 +28,7 @@ def _record(i: int) -> monitoring.PredictionRecord:
 
 def _arriving_during_writes(monkeypatch, log: PredictionLogger, arrivals: list) -> None:
     """Records that reach the buffer while a batch is being written (as requests do)."""
-    real = monitoring.write_batch
+    real = monitoring.store_batch
 
     def write_then_arrive(batch):
         written = real(batch)
@@ -36,7 +36,7 @@ def _arriving_during_writes(monkeypatch, log: PredictionLogger, arrivals: list) 
             log.add(arrivals.pop(0))
         return written
 
-    monkeypatch.setattr(logger_module.monitoring, "write_batch", write_then_arrive)
+    monkeypatch.setattr(logger_module.monitoring, "store_batch", write_then_arrive)
 
 
 def test_a_flush_writes_what_was_buffered_when_it_began(backend, monkeypatch) -> None:

@@ -396,6 +396,11 @@ def test_simulated_traffic_leaves_logs_drift_results_and_alerts(backend, tmp_pat
         actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
     ).version.version
     registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
+    registry.update_model(
+        actor=SYSTEM,
+        name="recsys",
+        settings={"monitor_window_minutes": 1440, "monitor_min_rows": 50},
+    )
     with pytest.raises(PermissionDenied):
         simulate.simulate(actor=VIEWER, model="recsys", days=1)
     with pytest.raises(BadInput, match="at least 1"):
@@ -407,30 +412,34 @@ def test_simulated_traffic_leaves_logs_drift_results_and_alerts(backend, tmp_pat
         actor=OPERATOR,
         model="recsys",
         days=5,
-        users_per_day=100,
+        users_per_day=300,
         start=start,
         drift=DriftEpisode(3),
         progress=lambda share, _: steps.append(share),
     )
     assert steps[-1] == 1.0
-    assert report.requests == 500 == monitoring.count_logs("recsys")
-    assert 0 < report.errors < 25 and report.clicks > 0
+    assert report.requests == 1500 == monitoring.count_logs("recsys")
+    assert 0 < report.errors < 60 and report.clicks > 0
     end = start + dt.timedelta(days=5)
     daily = monitoring.traffic("recsys", since=start, until=end, bucket_hours=24)
-    assert [b.requests for b in daily] == [100] * 5
+    assert [b.requests for b in daily] == [300] * 5
     assert sum(b.errors for b in daily) == report.errors
     assert sum(b.clicks for b in daily) == report.clicks
 
     data = drift_store.history("recsys", "data")
     prediction = drift_store.history("recsys", "prediction")
-    assert report.drift_results == len(data) + len(prediction) == 5 + 2
+    # Computed by the monitoring job from the log, by day (the model's window), with a
+    # prediction reference from the first day (the version's validation users).
+    assert report.drift_results == len(data) + len(prediction) == 5 + 5
     assert [r.window_start for r in data] == [start + dt.timedelta(days=d) for d in range(5)]
+    assert [r.window_start for r in prediction] == [r.window_start for r in data]
     assert all(r.version == version and r.reference == ds.label for r in data)
     for r in data[3:]:  # the summer episode
         assert {"beaches", "swimming pools"} <= set(r.drifted_columns)
         assert r.columns["beaches"]["score"] > 0.3
     assert all(r.columns["beaches"]["score"] < 0.3 for r in data[:3])
-    assert all(r.reference.startswith("traffic 2026-06-01") for r in prediction)
+    assert all(r.reference.startswith(f"recsys@{version} on ") for r in prediction)
+    assert len(report.drifted_days) == 2
 
     opened = alerts.list_alerts("recsys")
     assert report.alerts == len(opened)
