@@ -89,6 +89,18 @@ class Alert:
     resolved_by: str | None
     webhook: str | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """For scripts: every field, plus the variant, the column a drift alert names and
+        the figures (value against threshold)."""
+        out: dict[str, Any] = dict(self.__dict__)
+        out["created_at"] = self.created_at.isoformat()
+        out["resolved_at"] = None if self.resolved_at is None else self.resolved_at.isoformat()
+        column = self.subject.split(":", 1)[1] if ":" in self.subject else None
+        out["variant"] = "canary" if self.subject.startswith("canary") else "production"
+        out["columns"] = [column] if column else []
+        out["figures"] = {"value": self.value, "threshold": self.threshold}
+        return out
+
 
 def _alert(row: AlertRow) -> Alert:
     return Alert(

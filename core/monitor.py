@@ -120,32 +120,12 @@ class RunReport:
         return {
             "windows": self.windows,
             "results": [r.as_dict() for r in self.results],
-            "alerts": [alert_dict(a) for a in self.alerts],
+            "alerts": [a.as_dict() for a in self.alerts],
             "failures": self.failures,
             "skipped": self.skipped,
             "retrain_runs": self.retrains,
             "cpu_s": round(self.cpu_s, 3),
         }
-
-
-def alert_dict(a: alerts.Alert) -> dict[str, Any]:
-    """An alert for scripts: its kind, model, version, the column it names and its figures."""
-    subject = a.subject
-    column = subject.split(":", 1)[1] if ":" in subject else None
-    return {
-        "id": a.id,
-        "created_at": a.created_at.isoformat(),
-        "model": a.model,
-        "version": a.version,
-        "kind": a.kind,
-        "subject": subject,
-        "variant": "canary" if subject.startswith("canary") else "production",
-        "columns": [column] if column else [],
-        "figures": {"value": a.value, "threshold": a.threshold},
-        "severity": a.severity,
-        "message": a.message,
-        "status": a.status,
-    }
 
 
 # ------------------------------------------------------------------------ windows
@@ -884,6 +864,30 @@ def _apply_requests(report: RunReport) -> None:
 
 
 # ------------------------------------------------------------------------ reading results
+
+
+def summarise(r: MonitorResult) -> str:
+    """A result's figures in a few words (the command line and the pages say the same)."""
+    f = r.figures
+    if r.status != "ok":
+        return r.message
+    if r.kind == "traffic":
+        p99 = f.get("latency_p99_ms")
+        return (
+            f"{f['requests']} requests, {f['error_rate']:.1%} errors, "
+            f"p99 {'—' if p99 is None else f'{p99:.1f} ms'}, click-through {f['click_through']:.1%}"
+        )
+    if r.kind in ("data", "prediction"):
+        drifted = f.get("drifted_columns") or []
+        top = ", ".join(f"{c} {v:.2f}" for c, v in list(f.get("top_columns", {}).items())[:3])
+        return f"{len(drifted)} of {29 if r.kind == 'data' else 30} columns drifted; top: {top}"
+    parts = []
+    for name in ("coverage", "diversity", "personalisation", "gini"):
+        if f.get(name) is not None:
+            parts.append(f"{name} {f[name]:.3f}")
+    if f.get("churn") is not None:
+        parts.append(f"churn {f['churn']:.2f} ({f.get('churn_users', 0)} users)")
+    return ", ".join(parts)
 
 
 def results(

@@ -17,6 +17,8 @@ this process, set by :mod:`jobs.worker` while it holds the lock.
   worker's run whose heartbeat stopped is marked failed.
 * ``planwise:drift`` queues a retrain when a drift alert hits a production version
   (:func:`check_drift_alerts`).
+* ``planwise:monitor`` computes the monitoring windows of live traffic that have ended
+  (:func:`monitor_windows`): drift, service and recommendation health, and their alerts.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ DISPATCH_JOB = "planwise:dispatch"
 HEARTBEAT_JOB = "planwise:heartbeat"
 DRIFT_JOB = "planwise:drift"
 PRUNE_JOB = "planwise:prune-resources"
+MONITOR_JOB = "planwise:monitor"
 RESOURCE_RETENTION = dt.timedelta(days=30)
 SCHEDULE_PREFIX = "retrain:"
 # A missed cron fire still runs (once: coalesce) if the worker is back within a day; an
@@ -351,6 +354,32 @@ def check_drift_alerts() -> None:
     if context is None:
         return
     if schedules.retrain_on_drift_alerts():
+        context.wake(DISPATCH_JOB)
+
+
+def monitor_windows() -> None:
+    """Compute every due monitoring window (:func:`core.monitor.run_due`).
+
+    A failure of one model is recorded with its window and does not stop the others; new
+    drift alerts queue their retraining in the same call, so the dispatcher is woken.
+    """
+    context = _current()
+    if context is None:
+        return
+    from core import monitor  # pandas and Evidently: only in the leader that monitors
+
+    report = monitor.run_due()
+    if report.windows or report.failures:
+        log.info(
+            "monitoring: %s windows, %s alerts, %s failures (%.1f s CPU)",
+            report.windows,
+            len(report.alerts),
+            len(report.failures),
+            report.cpu_s,
+        )
+    for failure in report.failures:
+        log.warning("monitoring failed: %s", failure)
+    if report.retrains:
         context.wake(DISPATCH_JOB)
 
 

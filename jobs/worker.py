@@ -70,6 +70,8 @@ class Options:
     """How long running trainings get to stop on SIGTERM before they are recorded failed."""
     resources_s: float = 15.0
     """Seconds between samples of this process's CPU and memory (the Monitoring page's)."""
+    monitor_s: float = 60.0
+    """Seconds between looks for monitoring windows that have ended (core.monitor)."""
 
     @property
     def renew_s(self) -> float:
@@ -252,6 +254,7 @@ def add_housekeeping(scheduler: BackgroundScheduler, options: Options) -> None:
         (tasks.HEARTBEAT_JOB, "heartbeat", options.heartbeat_s),
         (tasks.DRIFT_JOB, "check_drift_alerts", options.drift_s),
         (tasks.PRUNE_JOB, "prune_resources", 3600.0),
+        (tasks.MONITOR_JOB, "monitor_windows", options.monitor_s),
     ):
         scheduler.add_job(
             f"jobs.tasks:{func}",
@@ -306,9 +309,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         default=defaults.resources_s,
         help="seconds between samples of the worker's CPU and memory",
     )
+    p.add_argument(
+        "--monitor",
+        type=float,
+        default=defaults.monitor_s,
+        help="seconds between looks for monitoring windows that have ended",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also log APScheduler's chatter")
     args = p.parse_args(argv)
-    for name in ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources"):
+    for name in ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources", "monitor"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if args.concurrency < 1:
@@ -323,6 +332,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         db_timeout_s=max(0.0, args.db_timeout),
         shutdown_grace_s=max(0.0, args.shutdown_grace),
         resources_s=args.resources,
+        monitor_s=args.monitor,
     )
     return options, args.verbose
 
