@@ -24,14 +24,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.artifacts import sha256_file
 from core.auth import Actor, require
 from core.categories import CATEGORIES, MAX_RATING, MIN_RATING
 from core.config import get_settings
-from core.db import DatasetRow, transaction
-from core.errors import ArtifactIntegrityError, BadInput, NotFound, Problem, ValidationFailed
+from core.db import DatasetRow, is_postgres, transaction
+from core.errors import (
+    AlreadyExists,
+    ArtifactIntegrityError,
+    BadInput,
+    NotFound,
+    Problem,
+    ValidationFailed,
+)
 
 USER_ID = "user_id"
 TIMESTAMP = "timestamp"
@@ -452,10 +461,29 @@ def _sha256_bytes_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# First key of the two-key advisory lock that queues ingests of one dataset name on
+# PostgreSQL (core.leader uses another first key; SQLite's writers queue on BEGIN IMMEDIATE).
+INGEST_LOCK_NAMESPACE = 0x504C4E44  # "PLND"
+
+
+def _queue_ingests_of(s: Session, name: str) -> None:
+    """Hold, until this transaction ends, the lock of dataset ``name``: two ingests of one
+    name take turns, so the second sees the first's version and takes the next number."""
+    if is_postgres(s):
+        scope = f"{get_settings().database_schema or 'public'}:dataset:{name}"
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:scope))"),
+            {"ns": INGEST_LOCK_NAMESPACE, "scope": scope},
+        )
+
+
 def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
     """Validate a users file and record it as the next version of dataset ``name``.
 
     Ingesting a file identical to the latest version returns that version (``unchanged``).
+    Concurrent ingests of one name take turns; whatever fails removes only the version folder
+    this call created itself, never one another process (or another registry sharing
+    ``DATA_DIR``) wrote.
     """
     require(actor, "operate", "ingest datasets")
     if not _NAME.match(name or ""):
@@ -470,11 +498,12 @@ def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
     staging = root / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
     tmp = staging / f"{uuid.uuid4().hex}.parquet"
-    final: Path | None = None
+    created: Path | None = None  # the version folder this call made: the only one it removes
     try:
         clean.to_parquet(tmp, index=False)
         sha = sha256_file(tmp)
         with transaction() as s:
+            _queue_ingests_of(s, name)
             latest = s.scalar(
                 select(DatasetRow)
                 .where(DatasetRow.name == name)
@@ -484,13 +513,17 @@ def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
             if latest is not None and latest.source_sha256 == source_sha:
                 return _info(latest, unchanged=True)
             version = (latest.version if latest else 0) + 1
-            final = root / name / f"v{version}" / "users.parquet"
-            if final.exists():
+            folder = root / name / f"v{version}"
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir()  # atomic: exactly one process creates (and so owns) it
+            except FileExistsError:
                 raise BadInput(
-                    f"dataset folder {final.parent} exists but is not registered; "
-                    "move it away first"
-                )
-            final.parent.mkdir(parents=True, exist_ok=True)
+                    f"dataset folder {folder} exists but is not registered (another registry "
+                    "sharing DATA_DIR, or an interrupted ingest); move it away first"
+                ) from None
+            created = folder
+            final = folder / "users.parquet"
             os.replace(tmp, final)
             row = DatasetRow(
                 name=name,
@@ -506,12 +539,16 @@ def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
             s.add(row)
             s.flush()
             info = _info(row)
-        final = None  # committed: keep it
+        created = None  # committed: keep it
         return info
+    except IntegrityError as exc:
+        raise AlreadyExists(
+            f"a version of dataset {name!r} was registered concurrently; retry"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
-        if final is not None and final.exists():
-            shutil.rmtree(final.parent, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def get_dataset(name: str, version: int | None = None) -> DatasetInfo:

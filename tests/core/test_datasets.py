@@ -210,3 +210,91 @@ def test_generator_is_seeded_and_drift_shifts_summer_categories() -> None:
     assert after["beaches"].mean() > before["beaches"].mean() + 0.5
     assert after["museums"].mean() < before["museums"].mean()
     assert abs(after["restaurants"].mean() - before["restaurants"].mean()) < 0.2
+
+
+_INGEST_AT_THE_SIGNAL = """
+import json, os, sys, time
+from pathlib import Path
+from core import datasets
+from core.auth import SYSTEM
+from core.errors import CoreError
+
+path, name, ready, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+frame, offset = datasets.read_users_file(path)  # import and parse before the start line
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+try:
+    info = datasets.ingest(path, name=name, actor=SYSTEM)
+    print(json.dumps({"version": info.version, "sha256": info.sha256, "path": info.path}))
+except CoreError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def test_concurrent_ingests_never_delete_each_others_files(backend, tmp_path: Path) -> None:
+    """Processes ingesting different files under one name at the same moment: each ends with
+    its own version (or a clear refusal), and every registered version's file is intact."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"} | backend.env
+    n = 4
+    for round_ in range(3):
+        name = f"race{round_}"
+        files = [
+            _good(tmp_path, n=150, name=f"{name}-{i}.csv", seed=10 * round_ + i) for i in range(n)
+        ]
+        ready = [tmp_path / f"{name}-ready-{i}" for i in range(n)]
+        go = tmp_path / f"{name}-go"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _INGEST_AT_THE_SIGNAL, str(f), name, str(r), str(go)],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for f, r in zip(files, ready, strict=True)
+        ]
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline, "the ingest processes did not start"
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.01)
+        go.touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        won = [r for r in results if "version" in r]
+        assert won, results
+        assert sorted(r["version"] for r in won) == list(range(1, len(won) + 1)), results
+        for info in datasets.list_datasets():
+            if info.name == name:
+                assert len(datasets.load_users(info)) == 150  # present and unmodified
+        assert {i.version for i in datasets.list_datasets() if i.name == name} == {
+            r["version"] for r in won
+        }
+        for r in results:
+            if "error" in r:  # a refusal must say what to do, not lose anything
+                assert "retry" in r["error"] or "exists" in r["error"], r
+
+
+def test_a_refused_ingest_leaves_a_folder_it_did_not_write(backend, tmp_path: Path) -> None:
+    """Another registry sharing DATA_DIR already wrote ``shared/v1``: this one refuses to
+    take that number and leaves the other's file alone (it used to delete the folder)."""
+    theirs = backend.data / "datasets" / "shared" / "v1" / "users.parquet"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"the other registry's dataset")
+    with pytest.raises(BadInput, match="exists but is not registered"):
+        datasets.ingest(_good(tmp_path), name="shared", actor=SYSTEM)
+    assert theirs.read_bytes() == b"the other registry's dataset"
+    assert datasets.list_datasets() == []
