@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
-from core import artifacts, bootstrap, registry
-from core.cli.common import actor, add_user_option, ready
+from core import artifacts, bootstrap, inputs, registry
+from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput
 
@@ -22,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name", nargs="?", help="list this model's versions")
     p.add_argument("--stage", help="only versions in this stage")
     p.add_argument("--search", help="filter by text in name, version, description, author")
-    p.add_argument("--page", type=int, default=1)
-    p.add_argument("--page-size", type=int, default=50)
+    p.add_argument("--page", type=int_arg(), default=1)
+    p.add_argument("--page-size", type=int_arg(), default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_models_list)
     p = msub.add_parser("show", help="one version with metadata, lineage and metrics")
@@ -41,8 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_user_option(p)
     p.set_defaults(handler=_promote)
 
-    p = sub.add_parser("rollback", help="production back to the previous production version")
+    p = sub.add_parser(
+        "rollback",
+        help="production back to the last production version not itself rolled back from",
+    )
     p.add_argument("name")
+    p.add_argument(
+        "--from",
+        dest="from_version",
+        metavar="VERSION",
+        help="the version you are rolling back from; refused (exit 2) if production holds "
+        "another one by now, so a retried or doubled rollback never undoes the first",
+    )
+    p.add_argument(
+        "--to", dest="to_version", metavar="VERSION", help="an earlier production version instead"
+    )
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     add_user_option(p)
@@ -218,8 +230,29 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     ready()
-    change = registry.rollback(actor=actor(args), model=args.name, reason=args.reason)
-    _print_change(change, args.json)
+    change = registry.rollback(
+        actor=actor(args),
+        model=args.name,
+        reason=args.reason,
+        expected_from=args.from_version,
+        to_version=args.to_version,
+    )
+    rolled_from = None if change.displaced is None else change.displaced.version
+    if args.json:
+        print_json(
+            {
+                "model": args.name,
+                "from": rolled_from,
+                "to": change.event.version,
+                "event": change.event.as_dict(),
+                "gates": change.gates,
+                "displaced": None if change.displaced is None else change.displaced.as_dict(),
+            }
+        )
+        return 0
+    print(f"rolled back {args.name} from {rolled_from} to {change.event.version}")
+    for g in change.gates:
+        print(f"  gate {g['name']:<10} {'pass' if g['passed'] else 'FAIL'}  {g['detail']}")
     return 0
 
 
@@ -228,14 +261,7 @@ def _timeline(args: argparse.Namespace) -> int:
     if args.at:
         if not args.name:
             raise BadInput("--at needs a model name")
-        try:
-            when = dt.datetime.fromisoformat(args.at)
-        except ValueError:
-            raise BadInput(
-                f"invalid time {args.at!r}: use ISO 8601, e.g. 2026-05-01T12:00:00+00:00"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
+        when = inputs.parse_time(args.at, "--at")
         version = registry.production_at(args.name, when)
         if args.json:
             print_json({"model": args.name, "at": when.isoformat(), "production": version})

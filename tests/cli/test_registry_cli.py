@@ -112,3 +112,80 @@ def test_bad_input_exits_2_with_a_message_and_changes_nothing(cli) -> None:
         proc = cli(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _three_production_versions(cli, model: str) -> None:
+    code = (
+        "from core import artifacts, registry\n"
+        "from core.auth import SYSTEM\n"
+        "for i in range(3):\n"
+        "    with artifacts.staging_dir() as d:\n"
+        "        (d / 'model.joblib').write_bytes(b'w%d' % i)\n"
+        f"        v = registry.register_version(actor=SYSTEM, model={model!r},"
+        " family='popularity', staged_dir=d, metrics={'ndcg@5': 0.5})\n"
+        f"    registry.promote(actor=SYSTEM, model={model!r}, version=v.version,"
+        " stage='production')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=cli.env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def _production(cli, model: str) -> str:
+    shown = json.loads(cli("models", "list", "--json", check=True).stdout)
+    return next(m["production"] for m in shown if m["name"] == model)
+
+
+def _parallel(cli, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "core", *args],
+            cwd=PROJECT_ROOT,
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    done = []
+    for p, args in zip(procs, commands, strict=True):
+        out, err = p.communicate(timeout=180)
+        done.append(subprocess.CompletedProcess(args, p.returncode, out, err))
+    return done
+
+
+def test_rollback_run_twice_refuses_the_second_time(cli) -> None:
+    cli("init", check=True)
+    _three_production_versions(cli, "recsys")
+    first = cli("rollback", "recsys", "--from", "1.2.0", "--reason", "bad lists", check=True)
+    assert first.stdout.splitlines()[0] == "rolled back recsys from 1.2.0 to 1.1.0"
+    again = cli("rollback", "recsys", "--from", "1.2.0", "--reason", "bad lists")
+    assert again.returncode == 2
+    assert again.stderr.strip().count("\n") == 0 and "Traceback" not in again.stderr
+    assert "production of recsys is 1.1.0 now, not 1.2.0" in again.stderr
+    assert _production(cli, "recsys") == "1.1.0"
+    # Without --from, a second rollback goes one further step back, never to 1.2.0.
+    out = cli("rollback", "recsys", "--reason", "still bad", "--json", check=True)
+    assert (json.loads(out.stdout)["from"], json.loads(out.stdout)["to"]) == ("1.1.0", "1.0.0")
+    last = cli("rollback", "recsys", "--reason", "and again")
+    assert last.returncode == 2 and "no earlier production version" in last.stderr
+    assert "(1.1.0, 1.2.0 were rolled back from)" in last.stderr
+    assert _production(cli, "recsys") == "1.0.0"
+
+
+def test_concurrent_rollback_commands_never_restore_the_rolled_back_version(cli) -> None:
+    cli("init", check=True)
+    _three_production_versions(cli, "a")
+    _three_production_versions(cli, "b")
+    stated = _parallel(cli, *[("rollback", "a", "--from", "1.2.0", "--reason", "x")] * 3)
+    assert sorted(p.returncode for p in stated) == [0, 2, 2], [p.stderr for p in stated]
+    assert _production(cli, "a") == "1.1.0"
+    plain = _parallel(cli, *[("rollback", "b", "--reason", "x")] * 2)
+    assert [p.returncode for p in plain] == [0, 0], [p.stderr for p in plain]
+    said = sorted(p.stdout.splitlines()[0] for p in plain)
+    assert said == ["rolled back b from 1.1.0 to 1.0.0", "rolled back b from 1.2.0 to 1.1.0"]
+    assert _production(cli, "b") == "1.0.0"
+    timeline = json.loads(cli("timeline", "b", "--json", check=True).stdout)
+    assert [e["version"] for e in timeline if e["action"] == "rollback"] == ["1.0.0", "1.1.0"]
