@@ -20,6 +20,7 @@ from core.categories import CATEGORIES
 from core.db import transaction
 from core.errors import BadInput, NotFound
 from core.telemetry_tables import FeedbackRow, PredictionLogRow
+from core.text import spreadsheet_safe
 
 MAX_PAGE = 500
 
@@ -178,13 +179,17 @@ EXPORT_COLUMNS = (
 
 
 def export_csv(flt: RequestFilter, *, limit: int = 100_000, chunk: int = 5000) -> Iterator[str]:
-    """The filtered rows as CSV text, produced in chunks (a download never loads them all)."""
+    """The filtered rows as CSV text, produced in chunks (a download never loads them all).
+
+    Every cell goes through ``core.text.spreadsheet_safe``: a client chooses its user id, and
+    a cell such as ``=HYPERLINK(...)`` would run as a formula in the analyst's spreadsheet.
+    """
     t = PredictionLogRow
     before: int | None = None
     sent = 0
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS)  # our own names: none starts with a formula character
     yield buf.getvalue()
     while sent < limit:
         cond = flt.conditions()
@@ -196,20 +201,23 @@ def export_csv(flt: RequestFilter, *, limit: int = 100_000, chunk: int = 5000) -
             ).all()
             values = [
                 [
-                    r.request_id,
-                    r.ts.isoformat(),
-                    r.model,
-                    r.version,
-                    r.variant,
-                    r.user_id or "",
-                    f"{r.latency_ms:.3f}",
-                    _safe(r.error or ""),
-                    r.k,
-                    r.lat,
-                    r.lng,
-                    " ".join(r.places),
-                    _safe("|".join(r.categories)),
-                    *r.ratings,
+                    spreadsheet_safe(v)
+                    for v in (
+                        r.request_id,
+                        r.ts.isoformat(),
+                        r.model,
+                        r.version,
+                        r.variant,
+                        r.user_id or "",
+                        f"{r.latency_ms:.3f}",
+                        r.error or "",
+                        r.k,
+                        r.lat,
+                        r.lng,
+                        " ".join(r.places),
+                        "|".join(r.categories),
+                        *r.ratings,
+                    )
                 ]
                 for r in rows
             ]
@@ -222,7 +230,3 @@ def export_csv(flt: RequestFilter, *, limit: int = 100_000, chunk: int = 5000) -
         sent += len(values)
         before = last
 
-
-def _safe(text: str) -> str:
-    """Neutralise spreadsheet formulas in free text (a cell starting with = + - @)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -13,6 +13,7 @@ from core import catalogue
 from core.categories import CATEGORIES
 from core.errors import CoreError
 from core.explorer import RequestFilter
+from core.text import spreadsheet_safe
 from dashboard import cache, insight_cache, session, ui
 
 PAGE_SIZE = 50
@@ -94,17 +95,19 @@ frame = pd.DataFrame(
             "model": r.model,
             "version": r.version,
             "variant": r.variant,
-            "user": r.user_id or "",
+            "user": spreadsheet_safe(r.user_id or ""),
             "ratings given": r.n_rated,
             "k": r.k,
             "top category": r.top_category or "",
             "latency (ms)": round(r.latency_ms, 2),
-            "error": r.error or "",
+            "error": spreadsheet_safe(r.error or ""),
             "request": r.request_id,
         }
         for r in page.items
     ]
 )
+# The table's toolbar downloads it as CSV too: the texts a client chose are neutralised here
+# as in the export (core.text.spreadsheet_safe).
 st.dataframe(frame, hide_index=True, width="stretch", key="explorer_table")
 
 with st.expander("Export the filtered requests as CSV"):
