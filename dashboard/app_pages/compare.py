@@ -32,12 +32,16 @@ numbers = list(by_number)
 if page.total > len(numbers):
     st.caption(f"The {len(numbers)} newest of {page.total} versions are offered.")
 
-if st.session_state.get("compare_for") != m.name:
+# Streamlit drops a widget's state when its page is left: the selection is also kept per
+# model under a key of its own, so a revisit (or a return to this model) finds it again.
+SAVED = f"compare_saved_{m.name}"
+if st.session_state.get("compare_for") != m.name or "compare_versions" not in st.session_state:
     st.session_state["compare_for"] = m.name
+    saved = [n for n in st.session_state.get(SAVED, []) if n in by_number]
     default = [n for n in (m.production, m.staging) if n in by_number] + [
         n for n in numbers if n not in (m.production, m.staging)
     ][:2]
-    st.session_state["compare_versions"] = default[:4]
+    st.session_state["compare_versions"] = saved if SAVED in st.session_state else default[:4]
 chosen = st.multiselect(
     "Versions",
     numbers,
@@ -45,6 +49,8 @@ chosen = st.multiselect(
     format_func=lambda n: f"{n} · {by_number[n].stage}",
     help="Production and the popularity baseline are added as references.",
 )
+
+st.session_state[SAVED] = list(chosen)
 
 production = cache.stage_holder(m.name, "production")
 baseline = cache.baseline()

@@ -115,6 +115,14 @@ def _run_now() -> str:
     model = _pick()
     reason = str(st.session_state.get("jobs_reason", "")).strip() or "run now from the dashboard"
     result = schedules.queue_retrain(model, "manual", reason, actor=session.acting())
+    # The details below follow the run just asked for, not the one looked at before, and the
+    # history's filters are widened if they would hide it.
+    state = st.session_state
+    state["jobs_run"] = result.run.id
+    if state.get("jobs_runs_model") not in (None, "(all)", model):
+        state["jobs_runs_model"] = "(all)"
+    if state.get("jobs_runs_status") not in (None, "(all)", result.run.status):
+        state["jobs_runs_status"] = "(all)"
     return f"{model}: {result.note}. The worker picks it up within seconds."
 
 
@@ -270,9 +278,7 @@ else:
                 height=80,
                 placeholder="one KEY=VALUE per line, e.g. epochs=20",
             )
-            st.form_submit_button(
-                "Save schedule", type="primary", on_click=ui.guarded, args=(_save,)
-            )
+            st.form_submit_button("Save schedule", type="primary", on_click=ui.act, args=(_save,))
 
 # ------------------------------------------------------------------------ runs
 

@@ -142,9 +142,25 @@ if rows and rows != st.session_state.get("models_table_seen"):
     # Only a new click on a row opens it; the selectbox below may have moved on since.
     st.session_state["models_open"] = labels[rows[0]]
 st.session_state["models_table_seen"] = rows
+
+
+def _passes_filters(label: str) -> bool:
+    """Whether a version off this page still matches the filters (a linked one may)."""
+    name, _, number = label.partition("@")
+    if filters["model"] not in (None, name):
+        return False
+    found = cache.versions(**{**filters, "model": name}, page_size=500)
+    return any(v.version == number for v in found.items)
+
+
 wanted = st.session_state.get("models_open")
 if wanted is None and "model" in st.query_params and "version" in st.query_params:
     wanted = f"{st.query_params['model']}@{st.query_params['version']}"
+if wanted is not None and wanted not in labels and not _passes_filters(wanted):
+    # The detail never shows a version the filters exclude: it follows the table.
+    st.caption(f"{ui.md(wanted)} does not match these filters; showing the first row instead.")
+    wanted = None
+    st.session_state.pop("models_open", None)
 options = labels if wanted in labels or wanted is None else [wanted, *labels]
 if st.session_state.get("models_open") not in options:
     st.session_state["models_open"] = wanted if wanted in options else options[0]

@@ -1,0 +1,70 @@
+"""Pages that must keep the thread: what a user chose or asked for is what the page shows."""
+
+from __future__ import annotations
+
+from core import runs, schedules
+from core.auth import SYSTEM
+from tests.dashboard.builders import MODEL
+from tests.dashboard.conftest import assert_clean, open_page, sign_in
+
+JOBS = "app_pages/jobs.py"
+
+
+def test_run_now_shows_the_run_it_queued_not_the_one_looked_at_before(populated) -> None:
+    schedules.set_schedule(
+        actor=SYSTEM,
+        model=MODEL,
+        family="svd",
+        cron="0 3 1 1 *",
+        dataset=populated.dataset.name,
+    )
+    earlier = schedules.queue_retrain(MODEL, "manual", "an earlier run", actor=SYSTEM).run
+    assert runs.claim(earlier.id, worker_id="w1") is not None
+    runs.finish(earlier.id, worker_id="w1", status="failed", error="boom")
+
+    at = sign_in("olga")
+    at.switch_page(JOBS).run()
+    assert not at.exception
+    assert at.selectbox(key="jobs_run").value == earlier.id
+    # Looking only at failed runs, as one does after a failure, then asking for a new run.
+    at.selectbox(key="jobs_runs_status").select("failed").run()
+    at.selectbox(key="jobs_model").select(MODEL)
+    at.text_input(key="jobs_reason").input("try again")
+    at.button(key="jobs_run_now").click().run()
+    assert not at.exception
+    queued = runs.list_runs(model=MODEL, status="queued")
+    assert len(queued) == 1
+    assert at.selectbox(key="jobs_run").value == queued[0].id
+    details = " ".join(m.value for m in at.markdown)
+    assert f"Run #{queued[0].id}" in details and f"Run #{earlier.id}" not in details
+
+
+def test_the_models_detail_follows_the_filters(populated) -> None:
+    at = sign_in("victor")
+    open_page(at, "models", model=None)
+    open_label = f"{MODEL}@{populated.candidate}"
+    at.selectbox(key="models_open").select(open_label).run()
+    assert at.selectbox(key="models_open").value == open_label
+    at.selectbox(key="models_stage").select("production").run()
+    assert_clean(at)
+    shown = at.selectbox(key="models_open")
+    assert shown.value != open_label, "a candidate is not shown under a production filter"
+    assert all(
+        o.endswith(("@" + populated.production, "@" + populated.baseline)) or "@" in o
+        for o in shown.options
+    )
+    assert open_label not in shown.options
+
+
+def test_compare_keeps_its_selection_and_metrics_on_revisit(populated) -> None:
+    at = sign_in("victor")
+    open_page(at, "compare")
+    chosen = [populated.candidate, populated.previous_production]
+    at.multiselect(key="compare_versions").set_value(chosen).run()
+    assert_clean(at)
+    open_page(at, "overview", model=None)
+    open_page(at, "compare")
+    assert_clean(at)
+    assert at.multiselect(key="compare_versions").value == chosen
+    metrics = [d.value for d in at.dataframe if "ndcg@10" in d.value.index]
+    assert metrics and list(metrics[0].columns)[:2] == [f"{MODEL}@{n}" for n in chosen], "the metrics are there"
