@@ -95,10 +95,17 @@ def test_start_bootstraps_the_demo_once_and_serves(tmp_path: Path) -> None:
     log = tmp_path / "start.log"
     proc, port, api_port = _start(tmp_path, log)
     try:
-        health = _wait_serving(proc, port, api_port, log)
+        assert _wait_serving(proc, port, api_port, log) == {"status": "ok"}  # bare, public
+        key = (tmp_path / "data" / "api-key").read_text().strip()
+        with urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{api_port}/health", headers={"X-API-Key": key}
+            ),
+            timeout=10,
+        ) as response:
+            health = json.loads(response.read())
         assert health["status"] == "ok"
         assert {"autoencoder", "svd", "embeddings"} <= set(health["serving"])
-        key = (tmp_path / "data" / "api-key").read_text().strip()
         request = urllib.request.Request(
             f"http://127.0.0.1:{api_port}/recommend",
             data=json.dumps({"ratings": [5] + [0] * 28, "lat": 40.4138, "lng": -3.6921}).encode(),
