@@ -60,7 +60,7 @@ def test_promote_and_rollback_under_load(backend):
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/health").json()["serving"]:
+                if httpx.get(f"{base}/health", headers={"X-API-Key": "load-key"}).json()["serving"]:
                     break
             except httpx.HTTPError:
                 pass
@@ -90,7 +90,7 @@ def test_promote_and_rollback_under_load(backend):
             )
             time.sleep(1.5)
             registry.rollback(actor=SYSTEM, model="autoencoder", reason="load test")
-        time.sleep(1.5)
+        time.sleep(SWITCH_LAG.total_seconds() + 1.5)  # long enough to see v1 settle again
         stop.set()
         for t in threads:
             t.join()
@@ -108,5 +108,22 @@ def test_promote_and_rollback_under_load(backend):
         )
 
     assert all(served_recently(v, at) for at, _, v in responses if v is not None)
-    assert {v for _, _, v in responses} == {v1.version, v2.version}
+    # The main claim: each promotion reached the clients. Every window in which v2 was in
+    # production for longer than the switch takes has responses from v2, and the last
+    # responses (after the final rollback settled) are v1 again.
+    served = [(at, v) for at, _, v in responses]
+    v2_spans = [(start, end) for v, start, end in spans if v == v2.version]
+    assert len(v2_spans) == 3
+    for start, end in v2_spans:
+        assert end is not None
+        assert any(v == v2.version for at, v in served if start <= at <= end + SWITCH_LAG), (
+            f"v2 was in production from {start} to {end} and no response came from it"
+        )
+    settled = [v for at, v in served if at > v2_spans[-1][1] + SWITCH_LAG]
+    assert settled and set(settled) == {v1.version}
+    # The log says the same as the responses (written by the API's log writer).
+    from core import explorer
+
+    logged = explorer.count(explorer.RequestFilter(model="autoencoder", version=v2.version))
+    assert logged == sum(v == v2.version for _, v in served) > 0
     assert monitoring.count_logs("autoencoder") == len(responses)  # flushed on shutdown
