@@ -194,7 +194,13 @@ def create_app(*, start_background: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bootstrap.ensure_ready()
+        report = bootstrap.ensure_ready()
+        if report.admin_password:
+            # Whichever process starts first on an empty database creates the admin.
+            log.warning(
+                "created user 'admin' with one-time password: %s (change it at first sign-in)",
+                report.admin_password,
+            )
         predict.warm_up()  # compiled code is loaded before the first request, not in it
         render.pieces_for(catalogue.load())
         if start_background:

@@ -3,7 +3,9 @@
 * ``integrity``: every artifact file matches the SHA-256 the registry recorded.
 * ``metrics``: for production, each gated metric is no worse than the current production
   version's by more than its tolerance (figures shown either way).
-* ``audit``: when the model requires it, the version's latest audit verdict is an approval.
+* ``audit``: when the model requires it, the version's latest audit verdict is an approval,
+  given by someone other than the person promoting it (separation of duties: whoever approved
+  a version cannot also be the one who promotes it past this gate).
 
 Thresholds live in the model's settings under ``"gates"`` so each model can be stricter.
 """
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import artifacts
+from core.auth import Actor
 from core.db import AuditVerdictRow, ModelRow, VersionRow
 from core.errors import ArtifactIntegrityError, GateResult
 
@@ -88,7 +91,10 @@ def metrics_gate(model: ModelRow, version: VersionRow, production: VersionRow | 
     )
 
 
-def audit_gate(session: Session, model: ModelRow, version: VersionRow) -> GateResult:
+def audit_gate(
+    session: Session, model: ModelRow, version: VersionRow, actor: Actor | None = None
+) -> GateResult:
+    """The latest verdict must approve, and not be the promoting ``actor``'s own."""
     latest = session.scalar(
         select(AuditVerdictRow)
         .where(AuditVerdictRow.version_id == version.id)
@@ -113,6 +119,14 @@ def audit_gate(session: Session, model: ModelRow, version: VersionRow) -> GateRe
             f"latest verdict by {latest.auditor} is a rejection: {latest.comment or 'no comment'}",
             figures,
         )
+    if actor is not None and actor.username == latest.auditor:
+        return GateResult(
+            "audit",
+            False,
+            f"approved by {latest.auditor}, who may not also promote it past the audit gate "
+            "(separation of duties); another operator must promote it",
+            {**figures, "promoter": actor.username},
+        )
     return GateResult("audit", True, f"approved by {latest.auditor}", figures)
 
 
@@ -122,9 +136,11 @@ def evaluate(
     version: VersionRow,
     target: str,
     production: VersionRow | None,
+    actor: Actor | None = None,
 ) -> list[GateResult]:
+    """Every gate ``version`` faces on its way to ``target``, promoted by ``actor``."""
     results = [integrity_gate(version)]
     if target == "production":
         results.append(metrics_gate(model, version, production))
-        results.append(audit_gate(session, model, version))
+        results.append(audit_gate(session, model, version, actor))
     return results

@@ -26,6 +26,7 @@ from core.db import (
     DatasetRow,
     ModelRow,
     StageEventRow,
+    StageSettingEventRow,
     VersionRow,
     transaction,
     utcnow,
@@ -275,14 +276,17 @@ def update_model(
     settings: Mapping[str, Any] | None = None,
     canary_share: float | None = None,
     description: str | None = None,
+    reason: str = "",
 ) -> ModelInfo:
+    """Change a model's settings; a change of the audit requirement is audited (see
+    :func:`set_audit_requirement`, whose rules apply, ``reason`` included)."""
     require(actor, "operate", "change model settings")
     if canary_share is not None and not 0.0 <= canary_share <= 1.0:
         raise BadInput(f"canary share must be between 0 and 1, got {canary_share}")
     with transaction() as s:
         row = _model_row(s, name, lock=True)
         if require_audit is not None:
-            row.require_audit = require_audit
+            _set_audit_requirement(s, row, bool(require_audit), actor, reason)
         if settings is not None:
             row.settings = {**(row.settings or {}), **dict(settings)}
         if canary_share is not None:
@@ -291,6 +295,104 @@ def update_model(
             row.description = description
         s.flush()
         return _model_info(s, row)
+
+
+@dataclass(frozen=True)
+class SettingEvent:
+    """One change of a stage-level setting: who, when, from what to what, and why."""
+
+    id: int
+    model: str
+    stage: str
+    setting: str
+    old_value: Any
+    new_value: Any
+    actor: str
+    reason: str
+    created_at: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "stage": self.stage,
+            "setting": self.setting,
+            "old_value": self.old_value,
+            "new_value": self.new_value,
+            "actor": self.actor,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def _set_audit_requirement(
+    s: Session, row: ModelRow, required: bool, actor: Actor, reason: str
+) -> None:
+    """Production's audit requirement: changed only with a trace (append-only events).
+
+    Switching it off weakens a control, so it needs a reason; switching it on does not.
+    """
+    reason = (reason or "").strip()
+    if bool(row.require_audit) == required:
+        return
+    if not required and not reason:
+        raise BadInput(
+            f"give a reason for no longer requiring an audit of {row.name!r}; "
+            "it goes into the audit log"
+        )
+    s.add(
+        StageSettingEventRow(
+            model_id=row.id,
+            stage="production",
+            setting="require_audit",
+            old_value=bool(row.require_audit),
+            new_value=required,
+            actor=actor.username,
+            reason=reason,
+        )
+    )
+    row.require_audit = required
+
+
+def set_audit_requirement(
+    *, actor: Actor, model: str, required: bool, reason: str = ""
+) -> ModelInfo:
+    """Require (or stop requiring) an approving audit verdict before production.
+
+    Operators and admins only; every change writes an append-only event with who, when and
+    why, so the control cannot be switched off without a trace.
+    """
+    require(actor, "operate", "change the audit requirement")
+    with transaction() as s:
+        row = _model_row(s, model, lock=True)
+        _set_audit_requirement(s, row, bool(required), actor, reason)
+        s.flush()
+        return _model_info(s, row)
+
+
+def setting_events(model: str) -> list[SettingEvent]:
+    """Changes of the model's stage-level settings, newest first."""
+    with transaction(write=False) as s:
+        m = _model_row(s, model)
+        rows = s.scalars(
+            select(StageSettingEventRow)
+            .where(StageSettingEventRow.model_id == m.id)
+            .order_by(StageSettingEventRow.id.desc())
+        ).all()
+        return [
+            SettingEvent(
+                r.id,
+                m.name,
+                r.stage,
+                r.setting,
+                r.old_value,
+                r.new_value,
+                r.actor,
+                r.reason,
+                r.created_at,
+            )
+            for r in rows
+        ]
 
 
 # ------------------------------------------------------------------------ versions
@@ -479,13 +581,16 @@ def _check_revision(m: ModelRow, expected_revision: int | None) -> None:
         )
 
 
-def preview_gates(model: str, version: str, stage: TargetStage) -> list[dict[str, Any]]:
-    """The gates a promotion would face now, with their figures (for a confirmation)."""
+def preview_gates(
+    model: str, version: str, stage: TargetStage, *, actor: Actor | None = None
+) -> list[dict[str, Any]]:
+    """The gates a promotion by ``actor`` would face now, with their figures (for a
+    confirmation); without an actor, the audit gate cannot judge separation of duties."""
     with transaction(write=False) as s:
         m = _model_row(s, model)
         v = _version_row(s, m, version)
         prod = _stage_holder(s, m.id, "production")
-        return [g.as_dict() for g in gates.evaluate(s, m, v, stage, prod)]
+        return [g.as_dict() for g in gates.evaluate(s, m, v, stage, prod, actor)]
 
 
 def promote(
@@ -523,7 +628,7 @@ def promote(
                 "another version instead of demoting it"
             )
         prod = _stage_holder(s, m.id, "production")
-        results = gates.evaluate(s, m, v, stage, prod)
+        results = gates.evaluate(s, m, v, stage, prod, actor)
         gate_dicts = [g.as_dict() for g in results]
         failed = [g for g in results if not g.passed]
         if failed:
