@@ -115,26 +115,41 @@ def _promote(pending: dict[str, Any]) -> str:
     return f"{pending['model']}@{pending['version']} is now in {pending['stage']}{displaced}."
 
 
-def _rollback(model: ModelInfo) -> str:
+def _rollback(model: ModelInfo, plan: registry.RollbackPlan) -> str:
+    """Roll back from the version the page showed, to the one chosen; core refuses if
+    production changed meanwhile (another operator, or this click twice)."""
     reason = st.session_state.get("deploy_rollback_reason", "").strip()
     if not reason:
         raise BadInput("give a reason for the rollback; it goes into the audit log")
+    target = st.session_state.get(f"deploy_rollback_to_{model.name}") or plan.target
     change = registry.rollback(
         actor=session.acting(),
         model=model.name,
         reason=reason,
         expected_revision=model.stage_revision,
+        expected_from=plan.current,
+        to_version=target,
     )
     st.session_state["deploy_rollback_reason"] = ""
-    return f"Rolled {model.name} back: {change.event.version} is in production again."
+    rolled_from = change.displaced.version if change.displaced is not None else plan.current
+    return (
+        f"Rolled back {model.name} from {rolled_from} to {change.event.version}: "
+        f"{change.event.version} is in production again."
+    )
 
 
 def _save_settings(model: ModelInfo) -> str:
     share = st.session_state.get(f"deploy_canary_{model.name}", 0) / 100
     require = bool(st.session_state.get(f"deploy_audit_{model.name}", model.require_audit))
+    reason = st.session_state.get(f"deploy_audit_reason_{model.name}", "").strip()
     registry.update_model(
-        actor=session.acting(), name=model.name, canary_share=share, require_audit=require
+        actor=session.acting(),
+        name=model.name,
+        canary_share=share,
+        require_audit=require,
+        reason=reason,
     )
+    st.session_state[f"deploy_audit_reason_{model.name}"] = ""
     return (
         f"{model.name}: canary share {share:.0%}, audit "
         + ("required" if require else "not required")
@@ -212,7 +227,7 @@ else:
             ):
                 try:
                     gates = registry.preview_gates(
-                        pending["model"], pending["version"], pending["stage"]
+                        pending["model"], pending["version"], pending["stage"], actor=actor
                     )
                 except CoreError as exc:
                     ui.error(exc)
@@ -262,21 +277,51 @@ else:
                 b[1].button("Cancel", key="deploy_cancel", on_click=_cancel)
 
     with rollback_tab:
-        spans = cache.production_history(m.name)
-        previous = None
-        if m.production and spans and spans[-1][0] == m.production and len(spans) > 1:
-            previous = spans[-2][0]
-        if not m.production:
+        # The target and the reason for it come from core's one rule (never recomputed here).
+        try:
+            plan: registry.RollbackPlan | None = registry.rollback_plan(m.name)
+        except CoreError as exc:
+            ui.error(exc)
+            plan = None
+        if plan is None:
+            pass
+        elif plan.current is None:
             ui.empty_state("Nothing in production to roll back.")
-        elif previous is None:
+        elif plan.target is None:
             ui.empty_state(
-                f"{ui.md(m.production)} is the first production version: there is no earlier one "
-                "to return to."
+                f"{ui.md(plan.current)} stays in production: {ui.md(plan.why)}."
+                if plan.rolled_back_from
+                else f"{ui.md(plan.current)} is the first production version: there is no "
+                "earlier one to return to."
             )
         else:
+            choice_key = f"deploy_rollback_to_{m.name}"
+            if st.session_state.get(choice_key) not in plan.choices:
+                st.session_state.pop(choice_key, None)
+            target = plan.target
+            if len(plan.choices) > 1:
+                target = st.selectbox(
+                    "Roll back to",
+                    plan.choices,
+                    key=choice_key,
+                    format_func=lambda n: n + (" (the rule's choice)" if n == plan.target else ""),
+                    help="The rule's choice comes first; an earlier production version may be "
+                    "chosen instead. A version that was rolled back from is never offered.",
+                )
             st.write(
-                f"Production goes back from **{ui.md(m.production)}** to "
-                f"**{ui.md(previous)}** in one step."
+                f"Production goes back from **{ui.md(plan.current)}** to "
+                f"**{ui.md(target)}** in one step."
+            )
+            st.caption(
+                "Why: "
+                + (
+                    ui.md(plan.why)
+                    if target == plan.target
+                    else f"{ui.md(target)} was chosen instead of {ui.md(plan.target)}, the last "
+                    "production version not rolled back from."
+                )
+                + f" If production is no longer {ui.md(plan.current)} when you confirm, "
+                "nothing is rolled back."
             )
             st.text_input(
                 "Reason", key="deploy_rollback_reason", placeholder="what went wrong (required)"
@@ -287,7 +332,7 @@ else:
                 type="primary",
                 icon=":material/undo:",
                 on_click=ui.act,
-                args=(lambda: _rollback(m),),
+                args=(lambda: _rollback(m, plan),),
             )
 
     with settings_tab:
@@ -304,8 +349,37 @@ else:
             "Require an approving audit before production",
             value=m.require_audit,
             key=f"deploy_audit_{m.name}",
+            help="The approving auditor cannot be the one who promotes the version.",
+        )
+        st.text_input(
+            "Reason for changing the audit requirement",
+            key=f"deploy_audit_reason_{m.name}",
+            placeholder="required to switch it off; goes into the settings log",
         )
         st.button("Save", key="deploy_save", on_click=ui.act, args=(lambda: _save_settings(m),))
+        try:
+            changes = registry.setting_events(m.name)
+        except CoreError as exc:
+            ui.error(exc)
+            changes = []
+        if changes:
+            st.caption("Changes of the audit requirement (append-only)")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "when": ui.when(e.created_at),
+                            "stage": e.stage,
+                            "change": ("required" if e.new_value else "not required"),
+                            "by": e.actor,
+                            "reason": e.reason or "—",
+                        }
+                        for e in changes
+                    ]
+                ),
+                hide_index=True,
+                key="deploy_setting_events",
+            )
 
 # ------------------------------------------------------------------------ timeline
 
