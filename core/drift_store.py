@@ -31,6 +31,11 @@ from core.errors import BadInput, NotFound
 from core.telemetry_tables import DriftResultRow, PredictionReferenceRow
 
 KINDS = ("data", "prediction")
+
+
+class NoReference(BadInput):
+    """A version without a training dataset has nothing to compare its traffic with."""
+
 PRED_PREFIX = "predicted: "
 TOP_CATEGORY = "top category"
 REPORTS_DIR = "reports"
@@ -254,7 +259,7 @@ def latest(model: str, kind: str = "data", variant: str = "production") -> Drift
 
 def reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
     if version.dataset is None:
-        raise BadInput(
+        raise NoReference(
             f"{version.label} records no training dataset, so its inputs have no reference"
         )
     info = datasets.get_dataset(version.dataset.name, version.dataset.version)
@@ -272,7 +277,7 @@ def _dataset_ratings(name: str, version: int) -> tuple[pd.DataFrame, str]:
 def cached_reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
     """:func:`reference_ratings`, cached per dataset version."""
     if version.dataset is None:
-        raise BadInput(
+        raise NoReference(
             f"{version.label} records no training dataset, so its inputs have no reference"
         )
     return _dataset_ratings(version.dataset.name, version.dataset.version)

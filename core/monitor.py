@@ -488,7 +488,7 @@ def _data(model: str, p: _Pair, info: Any, needed: int, limits: dict[str, float]
         return _too_few("data", p, needed)
     try:
         ref, label = drift_store.cached_reference_ratings(info)
-    except BadInput as exc:
+    except drift_store.NoReference as exc:
         return _Outcome("data", p.version, p.variant, "no_reference", p.ok_total, {}, str(exc))
     current = pd.DataFrame(
         np.asarray(p.ok["ratings"].tolist(), dtype=float), columns=list(CATEGORIES)
@@ -537,7 +537,7 @@ def _prediction(model: str, p: _Pair, info: Any, needed: int, limits: dict[str, 
         return _too_few("prediction", p, needed)
     try:
         ref, label = drift_store.prediction_reference(info)
-    except BadInput as exc:
+    except drift_store.NoReference as exc:
         return _Outcome(
             "prediction", p.version, p.variant, "no_reference", len(usable), {}, str(exc)
         )
@@ -631,7 +631,8 @@ def compute_window(
     needed = min_rows(settings)
     pairs = _read_window(model, window)
     if not pairs:
-        version = registry.production_at(model, window.start)
+        # Nothing logged: judged against the version that served by the window's end.
+        version = registry.production_at(model, min(window.end, utcnow()))
         if version is None:
             return [], [], 0
         pairs = {(version, "production"): _Pair(version, "production", ok=None)}
