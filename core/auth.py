@@ -265,21 +265,27 @@ def _user_row(s: Session, username: str, *, lock: bool = False) -> UserRow:
     return row
 
 
-def _keep_an_admin(s: Session, row: UserRow, action: str) -> None:
-    """Refuse to leave the registry without an active admin (nobody could manage accounts).
+def _lock_admins(s: Session) -> set[int]:
+    """Lock the active admins' rows, in one order (``FOR UPDATE`` on PostgreSQL; SQLite's
+    write transaction already serialises writers).
 
-    The active admins' rows are locked first (``FOR UPDATE`` on PostgreSQL; SQLite's write
-    transaction already serialises writers), so two admins demoting each other at once cannot
-    both succeed.
+    Every account change takes these locks first, before the account's own row, so two admins
+    demoting each other at once queue instead of deadlocking, and the second one sees the
+    first one's change.
     """
-    if row.role != "admin" or row.disabled:
-        return
-    admins = s.scalars(
-        select(UserRow.id)
-        .where(UserRow.role == "admin", UserRow.disabled.is_(False))
-        .with_for_update()
-    ).all()
-    if set(admins) <= {row.id}:
+    return set(
+        s.scalars(
+            select(UserRow.id)
+            .where(UserRow.role == "admin", UserRow.disabled.is_(False))
+            .order_by(UserRow.id)
+            .with_for_update()
+        ).all()
+    )
+
+
+def _keep_an_admin(admins: set[int], row: UserRow, action: str) -> None:
+    """Refuse to leave the registry without an active admin (nobody could manage accounts)."""
+    if row.role == "admin" and not row.disabled and admins <= {row.id}:
         raise BadInput(
             f"cannot {action} {row.username!r}: it is the last active admin; "
             "make another account admin first"
@@ -291,9 +297,10 @@ def set_role(*, actor: Actor, username: str, role: Role) -> UserInfo:
     if role not in ROLES:
         raise BadInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     with transaction() as s:
+        admins = _lock_admins(s)
         row = _user_row(s, username, lock=True)
         if role != "admin":
-            _keep_an_admin(s, row, f"make {role} of")
+            _keep_an_admin(admins, row, f"make {role} of")
         row.role = role
         return _to_info(row)
 
@@ -302,9 +309,10 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
     """Disable an account (it cannot sign in, and its sessions end) or enable it again."""
     require(actor, "admin", "manage users")
     with transaction() as s:
+        admins = _lock_admins(s)
         row = _user_row(s, username, lock=True)
         if disabled and not row.disabled:
-            _keep_an_admin(s, row, "disable")
+            _keep_an_admin(admins, row, "disable")
             row.session_epoch = (row.session_epoch or 0) + 1
         row.disabled = disabled
         if not disabled:

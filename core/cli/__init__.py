@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "core.cli.demo_cmds",
     "core.cli.monitor_cmds",
     "core.cli.jobs_cmds",
+    "core.cli.users_cmds",
 )
 
 

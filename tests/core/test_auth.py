@@ -139,3 +139,65 @@ def test_blank_short_and_huge_passwords_are_refused(backend, password: str, mess
     with pytest.raises(BadInput, match=message):
         auth.change_password(actor=SYSTEM, username="bob", new_password=password)
     assert auth.authenticate("bob", "a fine passphrase").username == "bob"
+
+
+def test_the_last_active_admin_can_be_neither_demoted_nor_disabled(backend) -> None:
+    auth.create_user(actor=SYSTEM, username="root", password="0123456789", role="admin")
+    auth.create_user(actor=SYSTEM, username="olga", password="0123456789", role="operator")
+    for change in (
+        lambda: auth.set_role(actor=SYSTEM, username="root", role="viewer"),
+        lambda: auth.set_disabled(actor=SYSTEM, username="root", disabled=True),
+    ):
+        with pytest.raises(BadInput, match="last active admin"):
+            change()
+    assert auth.get_user("root").role == "admin" and not auth.get_user("root").disabled
+    auth.set_role(actor=SYSTEM, username="olga", role="admin")
+    auth.set_disabled(actor=SYSTEM, username="root", disabled=True)
+    # A disabled admin does not count: olga is now the last active one.
+    with pytest.raises(BadInput, match="cannot make viewer of 'olga'"):
+        auth.set_role(actor=SYSTEM, username="olga", role="viewer")
+    auth.set_role(actor=SYSTEM, username="root", role="viewer")  # disabled: not counted
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(backend) -> None:
+    for name in ("ann", "ben"):
+        auth.create_user(actor=SYSTEM, username=name, password="0123456789", role="admin")
+    start = threading.Barrier(2)
+
+    def demote(pair: tuple[str, str]) -> str:
+        me, other = pair
+        start.wait()
+        try:
+            auth.set_role(actor=Actor(me, "admin"), username=other, role="viewer")
+        except BadInput as exc:
+            return str(exc)
+        return "done"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(demote, [("ann", "ben"), ("ben", "ann")]))
+    assert sorted(o == "done" for o in outcomes) == [False, True], outcomes
+    roles = sorted(auth.get_user(n).role for n in ("ann", "ben"))
+    assert roles == ["admin", "viewer"]
+
+
+def test_a_disabled_account_cannot_sign_in_and_its_sessions_end(backend) -> None:
+    auth.create_user(actor=SYSTEM, username="ana", password="0123456789", role="auditor")
+    epoch = auth.get_user("ana").session_epoch
+    assert auth.session_valid("ana", epoch)
+    with pytest.raises(PermissionDenied, match="needs the admin role"):
+        auth.set_disabled(actor=Actor("ana", "auditor"), username="ana", disabled=True)
+    auth.set_disabled(actor=SYSTEM, username="ana", disabled=True)
+    assert not auth.session_valid("ana", epoch)
+    with pytest.raises(AuthenticationFailed, match="wrong user name or password"):
+        auth.authenticate("ana", "0123456789")
+    with pytest.raises(PermissionDenied, match="disabled"):
+        auth.actor_for("ana")
+    auth.set_disabled(actor=SYSTEM, username="ana", disabled=False)
+    assert auth.authenticate("ana", "0123456789").role == "auditor"
+    new_epoch = auth.get_user("ana").session_epoch
+    assert auth.session_valid("ana", new_epoch) and not auth.session_valid("ana", epoch)
+    # A reset password ends the sessions too and must be changed at the next sign-in.
+    password = auth.reset_password(actor=SYSTEM, username="ana")
+    assert not auth.session_valid("ana", new_epoch)
+    assert auth.authenticate("ana", password).username == "ana"
+    assert auth.get_user("ana").must_change_password
