@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from streamlit.runtime import Runtime  # noqa: E402
 
 from dashboard import cache, session, ui  # noqa: E402
 
@@ -26,6 +27,8 @@ st.set_page_config(
 )
 
 cache.ensure_ready()
+if type(Runtime._instance) is Runtime:  # served (page tests run on a stand-in runtime)
+    cache.start_warm_up()
 user = session.current()
 
 

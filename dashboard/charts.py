@@ -270,7 +270,7 @@ def places_map(
             blat, blng = np.asarray(background[0]), np.asarray(background[1])
             near = (np.abs(blat - lat) <= span_lat * 1.5) & (np.abs(blng - lng) <= span_lng * 1.5)
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(  # SVG: no WebGL context, which software rendering makes slow
                     x=blng[near],
                     y=blat[near],
                     mode="markers",

@@ -118,8 +118,9 @@ _TILE_PROBE_JS = """
 export default function ({ data, setStateValue }) {
   if (!data || !data.url) return;
   const img = new Image();
+  // Only a success is reported: offline, the page already shows what it should, and a
+  // report would only cost a rerun.
   img.onload = () => setStateValue("reachable", true);
-  img.onerror = () => setStateValue("reachable", false);
   img.src = data.url;
 }
 """
@@ -128,9 +129,9 @@ TILES_KEY = "ui_tiles_reachable"
 
 
 def tiles_reachable(url: str) -> bool | None:
-    """Whether this browser loads map tiles: True, False, or None until it has tried.
+    """True once this browser has loaded a map tile; None until then (offline, for ever).
 
-    Probed once per browser session; the answer is kept for every page."""
+    Probed until it succeeds; the answer is kept for every page."""
     known = st.session_state.get(TILES_KEY)
     if known is not None:
         return bool(known)

@@ -279,7 +279,7 @@ with right:
                         key=f"preview_map_{i}",
                         config={"scrollZoom": True},
                     )
-    if reachable is False:
+    if not reachable:
         st.caption(
             "No street map: this browser does not reach the map tiles, so the catalogue's "
             "places outline the city. Numbers are ranks."

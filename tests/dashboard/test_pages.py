@@ -627,7 +627,7 @@ def test_preview_puts_other_versions_beside_production(populated) -> None:
     ]
     for figure in maps:
         traces = {t["name"]: t for t in figure["data"]}
-        assert traces["catalogue"]["type"] == "scattergl" and len(traces["catalogue"]["x"]) > 100
+        assert traces["catalogue"]["type"] == "scatter" and len(traces["catalogue"]["x"]) > 100
         assert traces["places by rank"]["text"] == [str(i) for i in range(1, 11)]
         assert "map" not in figure["layout"], "no tile map without tiles"
     assert at.toggle(key="preview_tiles").disabled
