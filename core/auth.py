@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core import sessions
 from core.db import ROLES, UserRow, transaction, utcnow
 from core.errors import AlreadyExists, AuthenticationFailed, BadInput, NotFound, PermissionDenied
 
@@ -55,8 +56,8 @@ class Actor:
 class UserInfo:
     """An account as interfaces see it (never the password hash).
 
-    ``session_epoch`` rises whenever every session of the account must end (its password was
-    changed or reset, or it was disabled): a session opened under an older epoch is over.
+    Dashboard sessions are :mod:`core.sessions`' business; the account changes here that
+    must end them (disabling, a changed or reset password) call :func:`core.sessions.end_sessions`.
     """
 
     username: str
@@ -64,7 +65,6 @@ class UserInfo:
     must_change_password: bool
     disabled: bool
     created_at: dt.datetime
-    session_epoch: int = 0
     locked_until: dt.datetime | None = None
 
 
@@ -91,7 +91,6 @@ def _to_info(row: UserRow) -> UserInfo:
         row.must_change_password,
         row.disabled,
         row.created_at,
-        row.session_epoch or 0,
         row.locked_until,
     )
 
@@ -221,7 +220,7 @@ def change_password(
 ) -> None:
     """Users change their own password (knowing the old one); admins reset anyone's.
 
-    Every session of the account ends (its ``session_epoch`` rises).
+    Every session of the account ends.
     """
     _check_password(new_password)
     if actor.username != username:
@@ -234,7 +233,7 @@ def change_password(
         row.must_change_password = actor.username != username
         row.failed_logins = 0
         row.locked_until = None
-        row.session_epoch = (row.session_epoch or 0) + 1
+    sessions.end_sessions(username, "password changed")
 
 
 def reset_password(*, actor: Actor, username: str) -> str:
@@ -251,7 +250,7 @@ def reset_password(*, actor: Actor, username: str) -> str:
         row.must_change_password = True
         row.failed_logins = 0
         row.locked_until = None
-        row.session_epoch = (row.session_epoch or 0) + 1
+    sessions.end_sessions(username, "password changed")
     return password
 
 
@@ -313,24 +312,14 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
         row = _user_row(s, username, lock=True)
         if disabled and not row.disabled:
             _keep_an_admin(admins, row, "disable")
-            row.session_epoch = (row.session_epoch or 0) + 1
         row.disabled = disabled
         if not disabled:
             row.failed_logins = 0
             row.locked_until = None
-        return _to_info(row)
-
-
-def session_valid(username: str, epoch: int) -> bool:
-    """Whether a session opened for ``username`` under ``epoch`` may go on.
-
-    False once the account is gone or disabled, or its password was changed or reset since.
-    """
-    with transaction(write=False) as s:
-        row = s.execute(
-            select(UserRow.disabled, UserRow.session_epoch).where(UserRow.username == username)
-        ).one_or_none()
-    return row is not None and not row.disabled and (row.session_epoch or 0) == epoch
+        info = _to_info(row)
+    if disabled:
+        sessions.end_sessions(username, "disabled")
+    return info
 
 
 def get_user(username: str) -> UserInfo:

@@ -86,8 +86,6 @@ class UserRow(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Raised when every session of the account must end (password changed, disabled).
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),)
 
 

@@ -1,11 +1,9 @@
-"""Accounts and audit trail: append-only audit verdicts, audited stage settings, session epochs.
+"""Audit trail: append-only audit verdicts, audited stage settings.
 
 * ``audit_verdicts`` becomes append-only like ``stage_events``: triggers refuse UPDATE and
   DELETE, so an approval cannot be rewritten after a promotion relied on it.
 * ``stage_setting_events``: who changed a stage-level setting of a model (the audit
   requirement of production), when, from what to what and why; append-only as well.
-* ``users.session_epoch``: raised whenever an account's sessions must end (password changed,
-  account disabled); a session remembers the epoch it was opened under.
 
 Revision ID: 0006_accounts
 Revises: 0005
@@ -39,10 +37,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("stage_setting_events") as batch:
         batch.create_index("ix_stage_setting_events_model", ["model_id", "id"], unique=False)
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("session_epoch", sa.Integer(), nullable=False, server_default="0")
-        )
     for table in APPEND_ONLY:
         _append_only(table)
 
@@ -76,8 +70,6 @@ def downgrade() -> None:
         else:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("session_epoch")
     with op.batch_alter_table("stage_setting_events") as batch:
         batch.drop_index("ix_stage_setting_events_model")
     op.drop_table("stage_setting_events")
