@@ -496,9 +496,13 @@ def _warm_views() -> None:
         return
     # Compare: production (A) against staging or the next version (B), as the page defaults.
     if m.production in by_number:
-        chosen = [n for n in (m.staging, *by_number) if n and n != m.production]
-        if chosen:
-            a, b = by_number[m.production], chosen[0]
+        numbers = list(by_number)
+        chosen = [n for n in (m.production, m.staging) if n in by_number] + [
+            n for n in numbers if n not in (m.production, m.staging)
+        ][:2]
+        others = [n for n in numbers if n != m.production and n in chosen[:4]]
+        if others:
+            a, b = by_number[m.production], others[0]
             source = a.dataset.label if a.dataset else GENERATED
             list_diff(f"{m.name}@{a.version}", f"{m.name}@{b}", source, 100, 10, 0)
     # Audit: the newest candidate (else the newest version) on its own training data.
