@@ -60,6 +60,11 @@ class Finding:
         }
 
 
+def _count(n: int, one: str, many: str) -> str:
+    """``1 category``, ``3 categories``: findings are read by people."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def stratified_sample(
     frame: pd.DataFrame, per_segment: int, *, seed: int = 0, source: str = ""
 ) -> UserSample:
@@ -162,8 +167,8 @@ def find_warnings(
             Finding(
                 "category_never_recommended",
                 "warning",
-                f"{len(asked)} categories liked by users in the sample are never recommended: "
-                + listing,
+                f"{_count(len(asked), 'category', 'categories')} liked by users in the sample "
+                f"{'is' if len(asked) == 1 else 'are'} never recommended: " + listing,
                 {"categories": asked},
             )
         )
@@ -173,8 +178,9 @@ def find_warnings(
             Finding(
                 "category_never_recommended",
                 "info",
-                f"{len(unasked)} categories never appear (no user in the sample likes them): "
-                + ", ".join(f"'{c}'" for c in unasked),
+                f"{_count(len(unasked), 'category', 'categories')} never "
+                f"{'appears' if len(unasked) == 1 else 'appear'} "
+                "(no user in the sample likes them): " + ", ".join(f"'{c}'" for c in unasked),
                 {"categories": unasked},
             )
         )

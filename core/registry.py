@@ -589,8 +589,22 @@ def preview_gates(
     with transaction(write=False) as s:
         m = _model_row(s, model)
         v = _version_row(s, m, version)
+        _check_move(model, v, stage)  # no gate is shown for a move that cannot happen
         prod = _stage_holder(s, m.id, "production")
         return [g.as_dict() for g in gates.evaluate(s, m, v, stage, prod, actor)]
+
+
+def _check_move(model: str, v: VersionRow, stage: str) -> None:
+    """The stage moves a promotion may make, whatever the gates say."""
+    if stage not in ("staging", "production"):
+        raise BadInput(f"can only promote to staging or production, not {stage!r}")
+    if v.stage == stage:
+        raise BadInput(f"{model}@{v.version} is already in {stage}")
+    if v.stage == "production" and stage == "staging":
+        raise BadInput(
+            f"{model}@{v.version} is in production; roll back or promote "
+            "another version instead of demoting it"
+        )
 
 
 def promote(
@@ -620,13 +634,7 @@ def promote(
                 f"{model}@{v.version} is now {v.stage}, not {expected_stage}; "
                 "someone changed it meanwhile"
             )
-        if v.stage == stage:
-            raise BadInput(f"{model}@{v.version} is already in {stage}")
-        if v.stage == "production" and stage == "staging":
-            raise BadInput(
-                f"{model}@{v.version} is in production; roll back or promote "
-                "another version instead of demoting it"
-            )
+        _check_move(model, v, stage)
         prod = _stage_holder(s, m.id, "production")
         results = gates.evaluate(s, m, v, stage, prod, actor)
         gate_dicts = [g.as_dict() for g in results]

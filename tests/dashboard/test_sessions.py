@@ -11,7 +11,7 @@ from sqlalchemy import update
 from core import auth, sessions
 from core.auth import SYSTEM
 from core.db import UserRow, transaction, utcnow
-from core.errors import NotFound
+from core.errors import BadInput, NotFound
 from tests.conftest import RegistryEnv
 from tests.dashboard.builders import create_accounts
 
@@ -78,3 +78,18 @@ def test_idle_and_absolute_expiry(accounts: RegistryEnv) -> None:
 def test_no_session_for_a_disabled_or_unknown_account(accounts: RegistryEnv) -> None:
     with pytest.raises(NotFound):
         sessions.start("nobody")
+
+
+def test_review_gates_refuses_a_move_that_cannot_happen(backend: RegistryEnv) -> None:
+    """"Review gates" for staging → staging showed green gates, then the promotion failed:
+    the preview refuses what the promotion refuses, before any gate is shown."""
+    from core import registry
+    from tests.helpers import register_dummy
+
+    v = register_dummy("m").version
+    registry.promote(actor=SYSTEM, model="m", version=v, stage="staging")
+    with pytest.raises(BadInput, match="already in staging"):
+        registry.preview_gates("m", v, "staging")
+    registry.promote(actor=SYSTEM, model="m", version=v, stage="production")
+    with pytest.raises(BadInput, match="instead of demoting"):
+        registry.preview_gates("m", v, "staging")
