@@ -51,7 +51,8 @@ v = by_number[number]
 with top[2]:
     if m.require_audit:
         st.info(
-            "This model requires an approving verdict before a version goes to production.",
+            "This model requires an approving verdict before a version goes to production; "
+            "whoever approves a version cannot also be the one who promotes it.",
             icon=":material/verified_user:",
         )
     else:

@@ -170,7 +170,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
             _settled(page)
             expect(why).to_have_value("users complain about the lists")
             page.get_by_role("button", name="Roll back production").click()
-            expect(page.get_by_text(re.compile(r"Rolled recsys back"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Rolled back recsys from"))).to_be_visible()
             assert registry.get_model(MODEL).production == populated.production
 
             changes = [
