@@ -8,10 +8,18 @@ because joblib and Keras files can run code when unpickled.
 ``ARTIFACTS_DIR`` may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``, ``memory://``
 in tests). Object stores cannot rename a folder atomically, so there a version is uploaded
 file by file with ``metadata.json`` last, and it only exists for readers once its registry
-row commits (which happens after the upload; a failed commit deletes the upload again, and
-:func:`sweep` moves aside what a killed process left). Models are loaded from a local cache
-of the store (``DATA_DIR/artifact-cache``); every file is checked against its recorded
-SHA-256 when it is copied there and again before each load, exactly as for a local folder.
+row commits (which happens after the upload; a failed commit deletes the upload again).
+Models are loaded from a local cache of the store (``DATA_DIR/artifact-cache``); every file
+is checked against its recorded SHA-256 when it is copied there and again before each load,
+exactly as for a local folder.
+
+Every version folder carries a marker (:data:`MARKER`) from the moment its files are staged
+until its registry row has committed. A process killed in between leaves a folder no
+registry knows; :func:`sweep`, run only when an operator asks (``python -m core artifacts
+sweep``), moves aside such a folder only when its marker proves it is an unfinished write of
+*this* registry, old enough, by a process that is gone. An unregistered folder without such
+proof (another registry sharing ``ARTIFACTS_DIR``, a registration in progress) is never
+touched.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
@@ -113,25 +123,80 @@ def version_dir_name(family: str, model: str, version: str) -> str:
     return f"{family}/{model}/v{version}"
 
 
+def registry_identity() -> str:
+    """Which registry a write belongs to: the SQLite file, or PostgreSQL's server, database
+    and schema (never the credentials). Two registries sharing ``ARTIFACTS_DIR`` differ here,
+    so neither's sweep can take the other's folders for its own."""
+    settings = get_settings()
+    if settings.sqlite_file is not None:
+        return f"sqlite:{settings.sqlite_file.resolve()}"
+    if settings.is_sqlite:  # in memory: one process is the whole registry
+        return f"sqlite-memory:{socket.gethostname()}:{os.getpid()}"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    schema = settings.database_schema or "public"
+    return f"postgresql:{url.host or 'localhost'}:{url.port or 5432}/{url.database}#{schema}"
+
+
+def _write_marker(folder: Path, **extra: str) -> None:
+    marker = {
+        "registry": registry_identity(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "written_at": time.time(),
+        **extra,
+    }
+    (folder / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+
+
+# staged folder -> the version folder it was published as (for staging_dir to finish it)
+_published: dict[Path, str] = {}
+_published_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def staging_dir() -> Iterator[Path]:
     """A fresh folder to write a version's files into; removed if it was not published.
 
-    A file-system failure while the files are written or published (a full disk, a
-    read-only mount) becomes a :class:`CoreError` that says so: nothing was registered.
+    Register the version inside the ``with`` block: once it has committed, leaving the block
+    removes the folder's unfinished-write marker. A file-system failure while the files are
+    written or published (a full disk, a read-only mount) becomes a :class:`CoreError` that
+    says so: nothing was registered.
     """
     path = root() / STAGING / uuid.uuid4().hex
+    completed = False
     try:
         path.mkdir(parents=True)
+        _write_marker(path)
         yield path
+        completed = True
     except OSError as exc:
         raise CoreError(
             f"could not write the version's files under {location()}: "
             f"{exc.strerror or exc}; nothing was registered"
         ) from exc
     finally:
+        with _published_lock:
+            published = _published.pop(path, None)
+        if published is not None and completed:
+            finish(published)
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def finish(relative_dir: str) -> None:
+    """Remove the unfinished-write marker of a version whose registry row has committed."""
+    store = _store()
+    if store is not None:
+        try:
+            store.fs.rm(store.path(f"{relative_dir}/{MARKER}"))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the sweep removes it later
+            log.warning("could not remove the marker of %s from the store: %s", relative_dir, exc)
+    with contextlib.suppress(FileNotFoundError):
+        (root() / relative_dir / MARKER).unlink()
 
 
 def _files_of(folder: Path) -> list[Path]:
@@ -155,7 +220,7 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     files = {
         p.relative_to(staged).as_posix(): sha256_file(p)
         for p in _files_of(staged)
-        if p.name != METADATA_FILE
+        if p.name not in (METADATA_FILE, MARKER)
     }
     if not files:
         raise CoreError("refusing to publish a version with no artifact files")
@@ -166,6 +231,9 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
         json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
     )
     files[METADATA_FILE] = sha256_file(meta_path)
+    # The folder carries its marker into place: no moment exists in which it is published,
+    # unregistered and unmarked. Written anew so that its age counts from now.
+    _write_marker(staged, relative_dir=relative_dir)
     _fsync_tree(staged)
     store = _store()
     if store is not None:
@@ -176,10 +244,13 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         raise AlreadyExists(
-            f"artifact folder {relative_dir} already exists; "
-            "run `python -m core init` to clear folders the registry lost"
+            f"artifact folder {relative_dir} already exists but this registry does not list "
+            "it (another registry sharing ARTIFACTS_DIR, or a registration that never "
+            "finished: `python -m core artifacts sweep --dry-run` tells which)"
         )
     os.rename(staged, final)
+    with _published_lock:
+        _published[staged] = relative_dir
     return Published(relative_dir, files)
 
 
@@ -193,12 +264,15 @@ def _upload(staged: Path, relative_dir: str, files: Mapping[str, str], store: St
         raise CoreError(f"the artifact store {url} cannot be reached: {exc}") from exc
     if taken:
         raise AlreadyExists(
-            f"artifact folder {relative_dir} already exists in {url}; "
-            "run `python -m core init` to clear folders the registry lost"
+            f"artifact folder {relative_dir} already exists in {url} but this registry does "
+            "not list it (another registry sharing the store, or a registration that never "
+            "finished: `python -m core artifacts sweep --dry-run` tells which)"
         )
     current = ""
     try:
         fs.makedirs(target, exist_ok=True)  # a no-op on object stores; folders elsewhere
+        current = MARKER
+        fs.put_file(str(staged / MARKER), f"{target}/{MARKER}")  # first: see the module doc
         for name in sorted(files, key=lambda n: (n == METADATA_FILE, n)):
             current = name
             fs.put_file(str(staged / name), f"{target}/{name}")
@@ -408,58 +482,216 @@ def local_file(relative: str) -> Path | None:
     return path
 
 
-def sweep(known_dirs: set[str], *, staging_older_than_s: float = 3600.0) -> list[str]:
-    """Move version folders the registry does not know aside; clear old staging folders.
+DEFAULT_SWEEP_AGE_S = 3600.0
 
-    A process killed between publishing and committing leaves such a folder; nothing reads
-    it, but it would block the version number. Returns the folders moved (for an object
-    store, those moved in the store: the local folder is then only its cache).
+
+@dataclass(frozen=True)
+class SweepEntry:
+    """One folder the sweep looked at: what it did (or would do) and why."""
+
+    folder: str  # relative to the artifacts root: family/model/vX, or .staging/<id>
+    action: str  # moved | would move | removed | would remove | marker cleared | left
+    reason: str
+    moved_to: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _marker_of(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        marker = json.loads(text)
+    except ValueError:
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists (not ours to signal), or unreadable: assume it runs
+    return True
+
+
+def _why_not_ours(marker: dict[str, Any] | None, older_than_s: float, now: float) -> str | None:
+    """None when ``marker`` proves an abandoned write of this registry; else why not."""
+    if marker is None:
+        return (
+            "no unfinished-write marker: not a write this registry left unfinished "
+            "(another registry sharing the folder, or a copy); left alone"
+        )
+    mine = registry_identity()
+    if marker.get("registry") != mine:
+        return f"written for another registry ({marker.get('registry')}); left alone"
+    written = marker.get("written_at")
+    if not isinstance(written, int | float):
+        return "its marker records no time; left alone"
+    age = now - float(written)
+    if age < older_than_s:
+        return f"written {age / 60:.0f} min ago, may still be registering; left alone"
+    pid = marker.get("pid")
+    if marker.get("host") == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+        return f"process {pid} that writes it is still running; left alone"
+    return None
+
+
+def _orphan_dest(rel: str, now: float) -> str:
+    """``.orphans/<family>/<model>/v<version>.<UTC time>-<id>``: the original path stays
+    readable in the new one."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"{ORPHANS}/{rel}.{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _manifest(rel: str, dest: str, marker: dict[str, Any], now: float) -> str:
+    return json.dumps(
+        {
+            "original": rel,
+            "moved_to": dest,
+            "moved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "registry": marker.get("registry"),
+            "written_by": {k: marker.get(k) for k in ("host", "pid", "written_at")},
+            "reason": "published but never registered (the writing process is gone)",
+        },
+        indent=2,
+    )
+
+
+def sweep(
+    known_dirs: set[str],
+    *,
+    older_than_s: float = DEFAULT_SWEEP_AGE_S,
+    dry_run: bool = False,
+) -> list[SweepEntry]:
+    """Move aside the version folders this registry published but never registered.
+
+    A folder is moved only when its marker proves it is this registry's own write, older
+    than ``older_than_s``, by a process that is gone (the registry's known folders
+    ``known_dirs`` are never moved: a marker left on one is only cleared). It goes to
+    ``.orphans/<family>/<model>/v<version>.<time>-<id>`` with a ``.json`` manifest beside it
+    naming where it came from; nothing is deleted. Abandoned staging folders of this
+    registry are removed (they were never published). Everything else is reported and left.
     """
-    moved = _sweep_local(known_dirs, staging_older_than_s)
     store = _store()
-    return moved if store is None else _sweep_remote(known_dirs, store)
+    if store is not None:
+        entries = _sweep_remote(known_dirs, store, older_than_s, dry_run)
+    else:
+        entries = _sweep_local(known_dirs, older_than_s, dry_run)
+    return entries + _sweep_staging(older_than_s, dry_run)
 
 
-def _sweep_local(known_dirs: set[str], staging_older_than_s: float) -> list[str]:
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _sweep_local(known_dirs: set[str], older_than_s: float, dry_run: bool) -> list[SweepEntry]:
     base = root()
-    moved: list[str] = []
+    entries: list[SweepEntry] = []
     if not base.exists():
-        return moved
+        return entries
+    now = time.time()
     for vdir in sorted(base.glob("*/*/v*")):
         rel = vdir.relative_to(base).as_posix()
-        if vdir.is_dir() and not rel.startswith(".") and rel not in known_dirs:
-            dest = base / ORPHANS / f"{rel.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(vdir, dest)
-            moved.append(rel)
-            log.warning("moved unregistered artifact folder %s to %s", rel, dest)
-    staging = base / STAGING
-    if staging.exists():
-        cutoff = time.time() - staging_older_than_s
-        for p in staging.iterdir():
-            if p.stat().st_mtime < cutoff:
-                shutil.rmtree(p, ignore_errors=True)
-    return moved
+        if not vdir.is_dir() or rel.startswith("."):
+            continue
+        marker_path = vdir / MARKER
+        if rel in known_dirs:
+            if marker_path.exists():
+                if not dry_run:
+                    marker_path.unlink(missing_ok=True)
+                entries.append(SweepEntry(rel, "marker cleared", "registered"))
+            continue
+        marker = _marker_of(_read_text(marker_path))
+        why = _why_not_ours(marker, older_than_s, now)
+        if why is not None or marker is None:
+            entries.append(SweepEntry(rel, "left", why or ""))
+            continue
+        dest = _orphan_dest(rel, now)
+        reason = "this registry's unfinished write, never registered"
+        if dry_run:
+            entries.append(SweepEntry(rel, "would move", reason, dest))
+            continue
+        target = base / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(vdir, target)
+        target.with_name(target.name + ".json").write_text(
+            _manifest(rel, dest, marker, now) + "\n", encoding="utf-8"
+        )
+        entries.append(SweepEntry(rel, "moved", reason, dest))
+        log.warning("moved unregistered artifact folder %s to %s", rel, dest)
+    return entries
 
 
-def _sweep_remote(known_dirs: set[str], store: Store) -> list[str]:
+def _sweep_staging(older_than_s: float, dry_run: bool) -> list[SweepEntry]:
+    """Staging folders of this registry whose writer is gone: never published, so removed."""
+    staging = root() / STAGING
+    entries: list[SweepEntry] = []
+    if not staging.is_dir():
+        return entries
+    now = time.time()
+    for folder in sorted(staging.iterdir()):
+        if not folder.is_dir() or folder.name == "downloads":
+            continue
+        rel = folder.relative_to(root()).as_posix()
+        marker = _marker_of(_read_text(folder / MARKER))
+        why = _why_not_ours(marker, older_than_s, now)
+        if why is not None:
+            entries.append(SweepEntry(rel, "left", why))
+            continue
+        reason = "this registry's staging folder, abandoned before publishing"
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+        entries.append(SweepEntry(rel, "would remove" if dry_run else "removed", reason))
+    return entries
+
+
+def _sweep_remote(
+    known_dirs: set[str], store: Store, older_than_s: float, dry_run: bool
+) -> list[SweepEntry]:
     fs, base, url = store
-    moved: list[str] = []
+    entries: list[SweepEntry] = []
     try:
         found = fs.glob(f"{base}/*/*/v*")
-    except Exception as exc:  # noqa: BLE001 - the next start tries again
-        log.warning("could not list the artifact store %s: %s", url, exc)
-        return moved
+    except Exception as exc:  # noqa: BLE001
+        raise CoreError(f"could not list the artifact store {url}: {exc}") from exc
     prefix = base.lstrip("/") + "/"
+    now = time.time()
     for path in sorted(found):
         rel = path.lstrip("/").removeprefix(prefix)
-        if rel.startswith(".") or rel in known_dirs or not fs.isdir(path):
+        if rel.startswith(".") or not fs.isdir(path):
             continue
-        dest = f"{base}/{ORPHANS}/{rel.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
-        fs.mv(path, dest, recursive=True)
-        moved.append(rel)
+        marker_path = f"{base}/{rel}/{MARKER}"
+        if rel in known_dirs:
+            if fs.exists(marker_path):
+                if not dry_run:
+                    fs.rm(marker_path)
+                entries.append(SweepEntry(rel, "marker cleared", "registered"))
+            continue
+        text = (
+            fs.cat_file(marker_path).decode("utf-8", "replace") if fs.exists(marker_path) else None
+        )
+        marker = _marker_of(text)
+        why = _why_not_ours(marker, older_than_s, now)
+        if why is not None or marker is None:
+            entries.append(SweepEntry(rel, "left", why or ""))
+            continue
+        dest = _orphan_dest(rel, now)
+        reason = "this registry's unfinished write, never registered"
+        if dry_run:
+            entries.append(SweepEntry(rel, "would move", reason, dest))
+            continue
+        fs.mv(path, f"{base}/{dest}", recursive=True)
+        fs.pipe_file(f"{base}/{dest}.json", _manifest(rel, dest, marker, now).encode())
+        entries.append(SweepEntry(rel, "moved", reason, dest))
         log.warning("moved unregistered artifact folder %s/%s to %s", url, rel, dest)
-    return moved
+    return entries
 
 
 # ------------------------------------------------------------------ provenance helpers

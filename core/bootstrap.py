@@ -1,11 +1,16 @@
-"""What every entry point does on start: schema up to date, first admin, stray folders cleared."""
+"""What every entry point does on start: schema up to date, first admin.
+
+It never sweeps artifact folders: a process started against another (or an empty) database
+that shares ``ARTIFACTS_DIR`` would take every folder it does not know for an orphan. That
+is ``python -m core artifacts sweep``, run by an operator (see :mod:`core.artifact_sweep`).
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from core import artifacts, auth, migrate, registry
+from core import auth, migrate
 
 log = logging.getLogger(__name__)
 
@@ -14,16 +19,10 @@ log = logging.getLogger(__name__)
 class StartupReport:
     heads: list[str]
     admin_password: str | None
-    orphans_moved: list[str]
 
 
-def ensure_ready(*, sweep: bool = False) -> StartupReport:
-    """Migrate under a lock, create the first admin, optionally clear orphaned artifacts.
-
-    Sweeping is for single-writer moments (``init``, the worker's start): a folder published a
-    moment ago by a running trainer is not yet in the registry and must not be moved.
-    """
+def ensure_ready() -> StartupReport:
+    """Migrate under a lock and create the first admin."""
     heads = migrate.upgrade()
     password = auth.ensure_admin()
-    moved = artifacts.sweep(registry.known_artifact_dirs()) if sweep else []
-    return StartupReport(heads, password, moved)
+    return StartupReport(heads, password)

@@ -198,11 +198,20 @@ class Worker:
             log.info("worker %s no longer leads (%s)", self.worker_id, reason)
 
     def _recover(self) -> None:
-        """Clean up after a leader that died: its runs failed, its half-published folders."""
+        """Clean up after a leader that died: its runs are marked failed.
+
+        Artifact folders are only reported: moving them is an operator's decision (``python
+        -m core artifacts sweep``); a worker pointed at the wrong or an empty database that
+        shares ``ARTIFACTS_DIR`` must not move another registry's folders."""
         for run in runs.fail_orphans(worker_id=self.worker_id):
             log.warning("run #%s of %s was left running: marked failed", run.id, run.model)
-        for folder in artifacts.sweep(registry.known_artifact_dirs()):
-            log.warning("moved unregistered artifact folder %s aside", folder)
+        for entry in artifacts.sweep(registry.known_artifact_dirs(), dry_run=True):
+            if entry.action == "would move":
+                log.warning(
+                    "artifact folder %s was published but never registered; "
+                    "`python -m core artifacts sweep` moves it aside",
+                    entry.folder,
+                )
 
     def _hold(self, lock: leader.Leadership) -> str:
         """Renew the lock until stopped or lost; the reason leadership ends."""

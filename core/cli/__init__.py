@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "core.cli.monitor_cmds",
     "core.cli.jobs_cmds",
     "core.cli.users_cmds",
+    "core.cli.artifacts_cmds",
 )
 
 

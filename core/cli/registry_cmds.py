@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from core import artifacts, bootstrap, inputs, registry
 from core.cli.common import actor, add_user_option, int_arg, ready
@@ -68,15 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _init(args: argparse.Namespace) -> int:
-    report = bootstrap.ensure_ready(sweep=True)
+    report = bootstrap.ensure_ready()
     print(f"database at schema {', '.join(report.heads)}")
     if report.admin_password:
         print(
             "created user 'admin' with one-time password: "
             f"{report.admin_password}\n(change it at first sign-in)"
         )
-    for rel in report.orphans_moved:
-        print(f"moved unregistered artifact folder {rel} aside", file=sys.stderr)
     return 0
 
 

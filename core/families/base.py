@@ -133,7 +133,8 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray], fields: Mapping[
     """A model that is plain arrays, saved as ``.npz`` plus JSON for everything else: nothing
     its loader has to unpickle (a pickle runs code)."""
     with open(folder / ARRAYS_FILE, "wb") as fh:
-        np.savez(fh, **{name: np.asarray(value) for name, value in arrays.items()})
+        plain: dict[str, Any] = {name: np.asarray(value) for name, value in arrays.items()}
+        np.savez(fh, allow_pickle=False, **plain)  # an object array is refused, not pickled
     (folder / FIELDS_FILE).write_text(
         json.dumps(dict(fields), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )

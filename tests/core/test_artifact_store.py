@@ -136,23 +136,40 @@ def test_a_failed_upload_registers_nothing_and_leaves_nothing(store, monkeypatch
     assert nxt.version != v.version
 
 
-def test_sweep_moves_unregistered_store_folders_aside(store) -> None:
+def test_sweep_moves_only_this_registrys_unfinished_store_folders(store) -> None:
+    import json
+    import time
+
     env, url = store
     users = _dataset(env.root, n=600)
     v = training.train(actor=SYSTEM, family="popularity", dataset=users).version
     fs = _fs()
-    orphan = _remote(url, "popularity/popularity/v9.9.9")
-    fs.pipe_file(f"{orphan}/model.joblib", b"left by a killed worker")
-    with pytest.raises(AlreadyExists):
+    assert not fs.exists(_remote(url, f"{v.artifact_dir}/{artifacts.MARKER}"))
+    foreign = _remote(url, "popularity/popularity/v9.9.9")
+    fs.pipe_file(f"{foreign}/model.json", b"another registry's version")
+    with pytest.raises(AlreadyExists, match="sweep --dry-run"):
         staged = env.root / "staged"
         staged.mkdir()
-        (staged / "model.joblib").write_bytes(b"x")
+        (staged / "model.json").write_bytes(b"x")
         artifacts.publish(staged, relative_dir="popularity/popularity/v9.9.9", metadata={})
-    moved = artifacts.sweep(registry.known_artifact_dirs())
-    assert moved == ["popularity/popularity/v9.9.9"]
-    assert not fs.exists(orphan)
+    ours = _remote(url, "popularity/popularity/v9.9.8")
+    fs.pipe_file(f"{ours}/model.json", b"left by a killed worker")
+    marker = {"registry": artifacts.registry_identity(), "host": "gone", "pid": 1}
+    fs.pipe_file(
+        f"{ours}/{artifacts.MARKER}",
+        json.dumps({**marker, "written_at": time.time() - 7200}).encode(),
+    )
+
+    entries = {e.folder: e for e in artifacts.sweep(registry.known_artifact_dirs())}
+    assert entries["popularity/popularity/v9.9.9"].action == "left"
+    assert entries["popularity/popularity/v9.9.8"].action == "moved"
+    moved_to = entries["popularity/popularity/v9.9.8"].moved_to
+    assert moved_to.startswith(".orphans/popularity/popularity/v9.9.8.")
+    assert fs.exists(foreign) and not fs.exists(ours)
+    assert fs.cat_file(_remote(url, f"{moved_to}/model.json")) == b"left by a killed worker"
+    manifest = json.loads(fs.cat_file(_remote(url, f"{moved_to}.json")))
+    assert manifest["original"] == "popularity/popularity/v9.9.8"
     assert fs.exists(_remote(url, v.artifact_dir))
-    assert any("/.orphans/" in p for p in fs.find(url.split("://", 1)[1]))
 
 
 def test_drift_reports_reach_other_replicas_through_the_store(store) -> None:

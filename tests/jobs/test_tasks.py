@@ -132,8 +132,11 @@ def _run_fields() -> dict[str, object]:
     }
 
 
-def test_recovery_clears_what_a_dead_worker_left(backend, dataset: DatasetInfo) -> None:
-    """A published folder whose registry row never committed is moved aside; runs failed."""
+def test_recovery_fails_a_dead_workers_runs_and_moves_no_folder(
+    backend, dataset: DatasetInfo
+) -> None:
+    """A dead worker's runs are failed. Folders the registry does not know stay where they
+    are: moving them is ``python -m core artifacts sweep``'s job, asked for by an operator."""
     kept = register_dummy("recsys", dataset_id=dataset.id)
     half = get_settings().artifacts_root / "popularity" / "recsys" / "v1.1.0"
     half.mkdir(parents=True)
@@ -145,7 +148,7 @@ def test_recovery_clears_what_a_dead_worker_left(backend, dataset: DatasetInfo) 
     runs.claim(run.id, worker_id="dead")
 
     Worker(Options(), worker_id="alive")._recover()
-    assert not half.exists()
+    assert (half / "model.joblib").read_bytes() == b"half"
     assert (get_settings().artifacts_root / kept.artifact_dir).is_dir()
     assert runs.get_run(run.id).status == "failed"
 
