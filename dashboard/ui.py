@@ -60,6 +60,20 @@ def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
     return "just now"
 
 
+def pct(value: Any, digits: int = 1) -> str:
+    """A share as people read it: ``53.3%``; ``—`` when there is none."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return f"{float(value):.{digits}%}"
+
+
+def dash(value: Any) -> Any:
+    """``—`` instead of a missing value (tables show None as "None")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return value
+
+
 def fmt_metric(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"

@@ -101,7 +101,7 @@ frame = pd.DataFrame(
             "top category": r.top_category or "",
             "latency (ms)": round(r.latency_ms, 2),
             "error": spreadsheet_safe(r.error or ""),
-            "request": r.request_id,
+            "request id": r.request_id,
         }
         for r in page.items
     ]
@@ -122,7 +122,16 @@ with st.expander("Export the filtered requests as CSV"):
         )
 
 st.subheader("One request", anchor=False)
-chosen = st.selectbox("Request", [r.request_id for r in page.items], key="explorer_request")
+# Requests are named as people tell them apart (when, who, which version); the id is in the
+# table above and in the details.
+described = {
+    r.request_id: f"{ui.when(r.ts)} · user {r.user_id or '—'} · {r.model}@{r.version}"
+    f" ({r.variant})" + (" · failed" if r.error else "")
+    for r in page.items
+}
+chosen = st.selectbox(
+    "Request", list(described), key="explorer_request", format_func=described.__getitem__
+)
 if chosen:
     try:
         detail = insight_cache.request_detail(chosen)
@@ -192,6 +201,7 @@ if chosen:
                 "#": np.arange(1, len(places) + 1),
                 "place": [cat.names[index[p]] if p in index else p for p in places],
                 "category": req["categories"],
+                "its types": [catalogue.own_types_label(p) for p in places],
                 "score": req["scores"],
                 "clicked": ["yes" if p in clicked else "" for p in places],
             }

@@ -77,18 +77,18 @@ def _health(m: ModelInfo) -> dict[str, object]:
     return {
         "model": m.name,
         "requests": summary.requests,
-        "error rate": summary.error_rate if served else None,
-        "p99 latency (ms)": round(summary.latency_p99_ms, 2) if served else None,
-        "click-through": summary.click_through if served else None,
-        "data drift": latest.drift_share if latest else None,
-        "drift computed": latest.computed_at if latest else None,
+        "error rate": ui.pct(summary.error_rate) if served else "—",
+        "p99 latency": f"{summary.latency_p99_ms:.2f} ms" if served else "—",
+        "click-through": ui.pct(summary.click_through) if served else "—",
+        "data drift": ui.pct(latest.drift_share, 0) if latest else "—",
+        "drift computed": ui.when(latest.computed_at) if latest else "—",
         "open alerts": len(monitor_cache.open_alerts(m.name)),
     }
 
 
 st.subheader("Serving health, last 24 hours", anchor=False)
 health = pd.DataFrame([_health(m) for m in models])
-if not health["requests"].any() and health["data drift"].isna().all():
+if not health["requests"].any() and (health["data drift"] == "—").all():
     ui.empty_state(
         "Requests, p99 latency and error rate of each model appear here once the API serves it "
         "(`python -m api`) and logs its predictions; drift status and open alerts once the "
@@ -107,12 +107,9 @@ else:
         hide_index=True,
         key="overview_health",
         column_config={
-            "error rate": st.column_config.NumberColumn(format="percent"),
-            "click-through": st.column_config.NumberColumn(format="percent"),
-            "data drift": st.column_config.ProgressColumn(
-                format="percent", min_value=0.0, max_value=1.0, help="Share of drifted columns"
+            "data drift": st.column_config.TextColumn(
+                help="Share of drifted columns in the latest report"
             ),
-            "drift computed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
     )
 

@@ -353,11 +353,11 @@ def test_explorer_pages_through_the_log_newest_first(simulated) -> None:
     assert_clean(at)
     second = at.dataframe[0].value
     assert "Page 2" in _text(at)
-    assert not set(first["request"]) & set(second["request"])
+    assert not set(first["request id"]) & set(second["request id"])
     assert second["time"].max() <= first["time"].min()
 
     at.button(key="explorer_newer").click().run()
-    assert list(at.dataframe[0].value["request"]) == list(first["request"])
+    assert list(at.dataframe[0].value["request id"]) == list(first["request id"])
 
     at.toggle(key="explorer_count").set_value(True).run()
     assert "500 matching requests" in _text(at)
@@ -392,12 +392,15 @@ def test_explorer_filters_and_a_new_filter_starts_at_page_one(simulated) -> None
 
 def test_explorer_opens_one_request_with_its_ratings_and_places(simulated) -> None:
     at = open_insight("explorer")
-    chosen = at.selectbox(key="explorer_request").value
-    assert chosen == at.dataframe[0].value["request"][0]
+    box = at.selectbox(key="explorer_request")
+    assert box.value == at.dataframe[0].value["request id"][0]
+    # Requests are offered by when, who and which version, not by their UUIDs.
+    shown = box.format_func(box.value) if hasattr(box, "format_func") else box.options[0]
+    assert box.value not in shown and " · user " in shown
     ratings = _figure(at, "explorer_ratings")["data"][0]
     assert len(ratings["y"]) == 29 and all(0 <= x <= 5 for x in ratings["x"])
     places = at.dataframe[1].value
-    assert list(places.columns) == ["#", "place", "category", "score", "clicked"]
+    assert list(places.columns) == ["#", "place", "category", "its types", "score", "clicked"]
     assert len(places) == at.dataframe[0].value["k"][0]
     returned = [t for t in _figure(at, "explorer_map")["data"] if t["name"] == "returned"]
     assert len(returned[0]["x"]) == len(places)
@@ -494,8 +497,10 @@ def test_overview_shows_serving_health_drift_and_alerts(simulated) -> None:
     latest = drift_store.history(MODEL, "data")[-1]
     row = health.loc[MODEL]
     assert row["requests"] == summary.requests
-    assert row["error rate"] == pytest.approx(summary.error_rate)
-    assert row["data drift"] == pytest.approx(latest.drift_share)
+    # Shares as people read them, and a dash where there is nothing (never "None").
+    assert row["error rate"] == f"{summary.error_rate:.1%}"
+    assert row["data drift"] == f"{latest.drift_share:.0%}"
+    assert health.loc[QUIET, "error rate"] == "—" and health.loc[QUIET, "p99 latency"] == "—"
     assert row["open alerts"] == len(alerts.list_alerts(MODEL)) > 0
     assert health.loc[QUIET, "requests"] == 0 and health.loc[QUIET, "open alerts"] == 0
     assert any(MODEL in w.value and "Open alerts" in w.value for w in at.warning)
