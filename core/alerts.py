@@ -56,6 +56,7 @@ KINDS = (
     "volume_drop",
     "ctr_drop",
     "health",
+    "rollout",  # a rollout plan rolled back: a guardrail broke (core.rollout)
 )
 
 
