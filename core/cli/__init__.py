@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "core.cli.jobs_cmds",
     "core.cli.users_cmds",
     "core.cli.artifacts_cmds",
+    "core.cli.rollout_cmds",
 )
 
 
