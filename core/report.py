@@ -44,6 +44,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], flag: Sequence
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+# The report opens offline, away from whatever plotly default the process that built it set
+# (a dashboard's template drew every trace black): each figure names its template and colours.
+TEMPLATE = "plotly_white"
+PALETTE = ("#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828", "#00838f", "#9e9d24")
+
+
 class _Figures:
     """Plotly figures as HTML; the library's script is inlined with the first one only."""
 
@@ -134,13 +140,26 @@ def _slices_section(v: VersionInfo, figures: _Figures) -> tuple[str, list[tuple[
         )
         worse, note = [], "<p>No production version to compare slices with.</p>"
     fig = go.Figure()
-    for slicing, buckets in own.items():
+    labels: list[str] = []
+    for i, (slicing, buckets) in enumerate(own.items()):
+        names = [f"{slicing}: {b}" for b in buckets]
+        labels += names
         fig.add_bar(
             name=slicing,
-            x=[f"{slicing}: {b}" for b in buckets],
-            y=[m.get("ndcg@5", 0) for m in buckets.values()],
+            y=names,
+            x=[m.get("ndcg@5", 0) for m in buckets.values()],
+            orientation="h",
+            marker_color=PALETTE[i % len(PALETTE)],
         )
-    fig.update_layout(height=360, margin={"t": 30}, yaxis_title="NDCG@5", showlegend=False)
+    # Horizontal bars: long slice names stay whole instead of tilted and cut off.
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], automargin=True)
+    fig.update_xaxes(title="NDCG@5", rangemode="tozero")
+    fig.update_layout(
+        template=TEMPLATE,
+        height=max(260, 26 * len(labels) + 110),
+        margin={"t": 40, "l": 10, "r": 10, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    )
     return note + table + figures.html(fig), worse
 
 
@@ -198,7 +217,7 @@ def _samples_section(v: VersionInfo, figures: _Figures) -> str:
             mode="markers",
             name=f"user {i + 1}",
             text=[f"{r.name} ({r.category})" for r in items],
-            marker={"size": 9},
+            marker={"size": 10, "color": PALETTE[i % len(PALETTE)]},
         )
     fig.add_scatter(
         x=[lng],
@@ -208,12 +227,12 @@ def _samples_section(v: VersionInfo, figures: _Figures) -> str:
         marker={"size": 14, "symbol": "x", "color": "black"},
     )
     fig.update_layout(
-        height=480,
-        margin={"t": 30},
-        xaxis_title="longitude",
-        yaxis_title="latitude",
-        yaxis_scaleanchor="x",
-        yaxis_scaleratio=1.3,
+        template=TEMPLATE,
+        height=520,
+        margin={"t": 40, "l": 10, "r": 10, "b": 10},
+        xaxis={"title": "longitude", "automargin": True},
+        yaxis={"title": "latitude", "scaleanchor": "x", "scaleratio": 1.3, "automargin": True},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
     tables = []
     for i, items in enumerate(lists):

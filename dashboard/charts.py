@@ -28,8 +28,15 @@ STAGE_COLOURS = {
 }
 
 
+# A legend above the plot, under the title: never over tilted or long axis labels.
+LEGEND_ON_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"}
+
+
 def _layout(fig: go.Figure, height: int = 360, **kwargs: Any) -> go.Figure:
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, **kwargs)
+    margin = kwargs.pop("margin", {"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(height=height, margin=margin, **kwargs)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -125,7 +132,7 @@ def category_mix(frame: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(tickformat=".0%", title="share of list slots")
     fig.update_yaxes(title=None, categoryorder="array", categoryarray=list(reversed(CATEGORIES)))
     n = frame["category"].nunique() if not frame.empty else 1
-    return _layout(fig, height=max(300, 28 * n + 80), legend={"orientation": "h", "y": -0.15})
+    return _layout(fig, height=max(300, 28 * n + 80), legend=LEGEND_ON_TOP)
 
 
 def category_scores(
@@ -156,7 +163,14 @@ def category_scores(
             )
     fig.update_yaxes(range=[0, 5.2], title="score (0–5)")
     fig.update_xaxes(tickangle=-45)
-    return _layout(fig, height=400, barmode="group", title="Predicted category scores")
+    return _layout(
+        fig,
+        height=440,
+        barmode="group",
+        title={"text": "Predicted category scores", "y": 0.98, "yanchor": "top"},
+        legend=LEGEND_ON_TOP,
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+    )
 
 
 def _circle(lat: float, lng: float, radius_m: float, points: int = 72) -> tuple[list, list]:

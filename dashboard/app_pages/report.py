@@ -28,6 +28,17 @@ default = numbers.index(newest_candidate.version) if newest_candidate else 0
 number = st.selectbox("Version", numbers, index=default, key=f"report_version_{m.name}")
 v = cache.version(m.name, number)
 
+# Column names of the slice tables, as people say them on axes and colour bars.
+WORDS = {
+    "error_rate": "error rate",
+    "mean_score": "mean score",
+    "click_rate": "click-through",
+    "lat": "latitude",
+    "lng": "longitude",
+    "bucket": "slice",
+    "requests": "requests",
+}
+
 st.subheader("Quality by slice against production", anchor=False)
 metric = st.radio("Metric", ["ndcg@5", "rmse"], horizontal=True, key="report_metric")
 rows = insight_cache.slice_deltas(m.name, number, metric)
@@ -94,8 +105,9 @@ elif slicing == "area of the city":
             color="error_rate",
             height=420,
             color_continuous_scale="Reds",
+            labels=WORDS,
             title="Requests and error rate by area",
-        ),
+        ).update_coloraxes(colorbar_tickformat=".0%"),
         key="report_area",
     )
 else:
@@ -107,8 +119,9 @@ else:
             color="error_rate",
             height=320,
             color_continuous_scale="Reds",
+            labels=WORDS,
             title=f"Requests by {slicing}",
-        ),
+        ).update_coloraxes(colorbar_tickformat=".0%"),
         key="report_time_slices",
     )
 concentration = insight_cache.drift_concentration(m.name, int(days))
@@ -117,7 +130,22 @@ if not concentration.empty:
         "Where data drift concentrates: share of stored results in which each category drifted."
     )
     st.dataframe(
-        concentration.head(10), hide_index=True, width="stretch", key="report_drift_concentration"
+        concentration.head(10).rename(
+            columns={
+                "column": "category",
+                "results": "drift results",
+                "drifted": "drifted in",
+                "share": "share drifted",
+                "mean_score": "mean drift score",
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="report_drift_concentration",
+        column_config={
+            "share drifted": st.column_config.NumberColumn(format="percent"),
+            "mean drift score": st.column_config.NumberColumn(format="%.3f"),
+        },
     )
 
 st.subheader("Model report", anchor=False)

@@ -450,8 +450,12 @@ def test_report_page_compares_slices_and_builds_the_report(simulated) -> None:
     else:
         assert any("No slice is worse" in s.value for s in at.success)
 
-    hours = _figure(at, "report_time_slices")["data"]
+    figure = _figure(at, "report_time_slices")
+    hours = figure["data"]
     assert sum(sum(t["y"]) for t in hours) == 500
+    # Words on the colour bar and axes, not field names; the error rate as a percentage.
+    assert figure["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "error rate"
+    assert figure["layout"]["coloraxis"]["colorbar"]["tickformat"] == ".0%"
     at.radio(key="report_traffic_slicing").set_value("area of the city").run()
     assert_clean(at)
     assert _figure(at, "report_area")
