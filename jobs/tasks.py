@@ -53,6 +53,7 @@ HEARTBEAT_JOB = "planwise:heartbeat"
 DRIFT_JOB = "planwise:drift"
 PRUNE_JOB = "planwise:prune-resources"
 MONITOR_JOB = "planwise:monitor"
+ROLLOUT_JOB = "planwise:rollout"
 RESOURCE_RETENTION = dt.timedelta(days=30)
 SCHEDULE_PREFIX = "retrain:"
 # A missed cron fire still runs (once: coalesce) if the worker is back within a day; an
@@ -381,6 +382,18 @@ def monitor_windows() -> None:
         log.warning("monitoring failed: %s", failure)
     if report.retrains:
         context.wake(DISPATCH_JOB)
+
+
+def advance_rollouts() -> None:
+    """One look at every running rollout plan (:func:`core.rollout.tick`): advance a step on
+    evidence, promote after the last, roll back at once on a broken guardrail."""
+    if _current() is None:
+        return
+    from core import rollout  # scipy: only in the leader that runs rollouts
+
+    for outcome in rollout.tick():
+        if outcome.action not in ("held", "skipped"):
+            log.info("rollout #%s of %s: %s (%s)", *outcome.__dict__.values())
 
 
 def prune_resources() -> None:

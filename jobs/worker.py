@@ -72,6 +72,9 @@ class Options:
     """Seconds between samples of this process's CPU and memory (the Monitoring page's)."""
     monitor_s: float = 60.0
     """Seconds between looks for monitoring windows that have ended (core.monitor)."""
+    rollout_s: float = 2.0
+    """Seconds between looks at running rollout plans (core.rollout): a broken guardrail is
+    rolled back within this long of the evidence reaching the rollups."""
 
     @property
     def renew_s(self) -> float:
@@ -264,6 +267,7 @@ def add_housekeeping(scheduler: BackgroundScheduler, options: Options) -> None:
         (tasks.DRIFT_JOB, "check_drift_alerts", options.drift_s),
         (tasks.PRUNE_JOB, "prune_resources", 3600.0),
         (tasks.MONITOR_JOB, "monitor_windows", options.monitor_s),
+        (tasks.ROLLOUT_JOB, "advance_rollouts", options.rollout_s),
     ):
         scheduler.add_job(
             f"jobs.tasks:{func}",
@@ -324,9 +328,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         default=defaults.monitor_s,
         help="seconds between looks for monitoring windows that have ended",
     )
+    p.add_argument(
+        "--rollout",
+        type=float,
+        default=defaults.rollout_s,
+        help="seconds between looks at running rollout plans",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also log APScheduler's chatter")
     args = p.parse_args(argv)
-    for name in ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources", "monitor"):
+    checked = ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources", "monitor")
+    for name in (*checked, "rollout"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if args.concurrency < 1:
@@ -342,6 +353,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         shutdown_grace_s=max(0.0, args.shutdown_grace),
         resources_s=args.resources,
         monitor_s=args.monitor,
+        rollout_s=args.rollout,
     )
     return options, args.verbose
 
