@@ -27,12 +27,14 @@ figures are computed in O(places shown), not O(users²) (see :func:`personalisat
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 # Name → (label, higher is better); the one place the pages and gates read them from.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -46,13 +48,18 @@ METRICS: dict[str, tuple[str, bool]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ItemStats:
     """What the health figures need of the catalogue, computed once per catalogue."""
 
     index: Mapping[str, int]
     popularity_percentile: np.ndarray
     self_information: np.ndarray
+
+    @functools.cached_property
+    def lookup(self) -> pd.Index:
+        """Place ids → positions, vectorised (a window maps tens of thousands at once)."""
+        return pd.Index(list(self.index))
 
     @property
     def size(self) -> int:
@@ -85,16 +92,25 @@ def gini(counts: np.ndarray) -> float:
 
 
 def diversity(categories: Sequence[Sequence[str]]) -> float:
-    """Mean share of pairs of places in a list whose categories differ (lists of ≥ 2)."""
-    values = []
-    for cats in categories:
-        k = len(cats)
-        if k < 2:
-            continue
-        _, counts = np.unique(np.asarray(cats, dtype=object).astype(str), return_counts=True)
-        same = float((counts * (counts - 1)).sum()) / 2
-        values.append(1.0 - same / (k * (k - 1) / 2))
-    return float(np.mean(values)) if values else math.nan
+    """Mean share of pairs of places in a list whose categories differ (lists of ≥ 2).
+
+    One pass for the whole window: each (list, category) pair is counted once with
+    ``np.unique``, and a list's same-category pairs are the sum of c·(c−1)/2 over its counts.
+    """
+    sizes = np.fromiter((len(c) for c in categories), dtype=np.int64, count=len(categories))
+    keep = sizes >= 2
+    if not keep.any():
+        return math.nan
+    flat = [c for cats, k in zip(categories, keep, strict=True) if k for c in cats]
+    kept = sizes[keep]
+    _, codes = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
+    lists = np.repeat(np.arange(len(kept)), kept)
+    key = lists * (int(codes.max()) + 1) + codes
+    unique_keys, counts = np.unique(key, return_counts=True)
+    owner = unique_keys // (int(codes.max()) + 1)
+    same = np.bincount(owner, weights=counts * (counts - 1) / 2, minlength=len(kept))
+    pairs = kept * (kept - 1) / 2
+    return float(np.mean(1.0 - same / pairs))
 
 
 def personalisation(lists: Sequence[np.ndarray], n_items: int) -> float:
@@ -103,13 +119,18 @@ def personalisation(lists: Sequence[np.ndarray], n_items: int) -> float:
     Each list is a unit vector over places (1/√k on its k places); the sum over pairs of their
     dot products is (‖Σv‖² − Σ‖v‖²) / 2, so all pairs cost one pass over the places shown.
     """
-    lists = [lst for lst in lists if len(lst)]
-    n = len(lists)
+    sizes = np.fromiter((len(lst) for lst in lists), dtype=np.int64, count=len(lists))
+    flat = np.concatenate(list(lists)) if len(lists) else np.zeros(0, dtype=np.int64)
+    return _personalisation(flat.astype(np.int64), sizes, n_items)
+
+
+def _personalisation(codes: np.ndarray, sizes: np.ndarray, n_items: int) -> float:
+    nonempty = sizes > 0
+    n = int(nonempty.sum())
     if n < 2:
         return math.nan
-    total = np.zeros(n_items, dtype=float)
-    for lst in lists:
-        np.add.at(total, lst, 1.0 / math.sqrt(len(lst)))
+    weights = np.repeat(1.0 / np.sqrt(np.where(nonempty, sizes, 1)), sizes)
+    total = np.bincount(codes, weights=weights, minlength=n_items)
     pair_sum = (float(total @ total) - n) / 2
     return float(1.0 - pair_sum / (n * (n - 1) / 2))
 
@@ -129,12 +150,17 @@ def figures(
     stats: ItemStats,
 ) -> dict[str, Any]:
     """The label-free figures of a window's served lists (NaN where a figure is undefined)."""
-    index = stats.index
-    lists = [np.fromiter((index[p] for p in lst if p in index), dtype=np.int64) for lst in places]
-    shown = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    sizes = np.fromiter((len(lst) for lst in places), dtype=np.int64, count=len(places))
+    flat = [p for lst in places for p in lst]
+    codes = stats.lookup.get_indexer(flat) if flat else np.zeros(0, dtype=np.int64)
+    known = codes >= 0  # a place that left the catalogue since it was served is not counted
+    if not known.all():
+        owner = np.repeat(np.arange(len(places)), sizes)
+        sizes = np.bincount(owner[known], minlength=len(places))
+    shown = codes[known]
     counts = np.bincount(shown, minlength=stats.size)
     out: dict[str, Any] = {
-        "lists": len(lists),
+        "lists": len(places),
         "places_shown": int(len(shown)),
         "distinct_places": int((counts > 0).sum()),
         "coverage": float((counts > 0).sum() / stats.size) if stats.size else math.nan,
@@ -144,7 +170,7 @@ def figures(
         "gini": gini(counts),
         "novelty": float(stats.self_information[shown].mean()) if len(shown) else math.nan,
         "diversity": diversity(categories),
-        "personalisation": personalisation(lists, stats.size),
+        "personalisation": _personalisation(shown, sizes, stats.size),
     }
     return out
 

@@ -36,8 +36,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import Text, delete, func, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 
 from core import alerts, drift, drift_store, health, registry
@@ -267,6 +268,24 @@ class _Pair:
     ok_total: int = 0
 
 
+_JSON_READ = (
+    PredictionLogRow.ratings,
+    PredictionLogRow.places,
+    PredictionLogRow.categories,
+    PredictionLogRow.predicted,
+)
+
+
+def _raw_json(column: Any) -> Any:
+    """A JSON column as its stored text: decoded by orjson in one call per value instead of
+    SQLAlchemy's processor chain, a third of a window's reading time on SQLite."""
+    return type_coerce(column, Text)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
 def _read_window(model: str, window: Window) -> dict[tuple[str, str], _Pair]:
     cond = [
         PredictionLogRow.model == model,
@@ -298,15 +317,12 @@ def _read_window(model: str, window: Window) -> dict[tuple[str, str], _Pair]:
         ):
             if (version, variant) in pairs:
                 pairs[(version, variant)].clicks = int(clicks)
+        raw = s.get_bind().dialect.name == "sqlite"
         for p in pairs.values():
             p.ok_total = p.requests - p.errors
             step = max(1, -(-p.ok_total // MAX_ROWS))
             q = select(
-                PredictionLogRow.user_id,
-                PredictionLogRow.ratings,
-                PredictionLogRow.places,
-                PredictionLogRow.categories,
-                PredictionLogRow.predicted,
+                PredictionLogRow.user_id, *(_raw_json(c) if raw else c for c in _JSON_READ)
             ).where(
                 *cond,
                 PredictionLogRow.version == p.version,
@@ -316,9 +332,11 @@ def _read_window(model: str, window: Window) -> dict[tuple[str, str], _Pair]:
             if step > 1:
                 q = q.where(PredictionLogRow.id % step == 0)
             rows = s.execute(q.order_by(PredictionLogRow.id)).all()
-            p.ok = pd.DataFrame(
-                rows, columns=["user_id", "ratings", "places", "categories", "predicted"]
-            )
+            columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+            data = {"user_id": list(columns[0])}
+            for i, name in enumerate(("ratings", "places", "categories", "predicted"), start=1):
+                data[name] = [_loads(v) for v in columns[i]] if raw else list(columns[i])
+            p.ok = pd.DataFrame(data)
             p.ok.attrs["step"] = step
     return pairs
 
@@ -493,7 +511,7 @@ def _data(model: str, p: _Pair, info: Any, needed: int, limits: dict[str, float]
     current = pd.DataFrame(
         np.asarray(p.ok["ratings"].tolist(), dtype=float), columns=list(CATEGORIES)
     )
-    result = drift.compute(ref, current, numeric=list(CATEGORIES))
+    result = drift.compute(ref, current, numeric=list(CATEGORIES), trusted=True)
     if p.ok.attrs.get("step", 1) > 1:
         result.sampling += f"; logs thinned to every {p.ok.attrs['step']}th request by id"
     columns = {c: d.as_dict() for c, d in result.columns.items()}
@@ -550,6 +568,7 @@ def _prediction(model: str, p: _Pair, info: Any, needed: int, limits: dict[str, 
         current,
         numeric=[drift_store.PRED_PREFIX + c for c in CATEGORIES],
         categorical=[drift_store.TOP_CATEGORY],
+        trusted=True,
     )
     conditions = alerts.drift_conditions(
         limits,
