@@ -23,10 +23,11 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import psycopg
 from sqlalchemy import JSON, String, Table, func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from core import text
+from core import log_partitions, text
 from core.categories import CATEGORIES
 from core.db import UTCDateTime, json_dumps, transaction, utcnow
 from core.errors import BadInput, NotFound
@@ -409,7 +410,8 @@ SQLITE_ROWS_PER_INSERT = 500  # × 16 columns: well under SQLite's 32,766 parame
 
 
 def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
-    """The log rows, on SQLite as multi-row INSERTs with the values encoded column by column.
+    """The log rows: on PostgreSQL through ``COPY`` (:func:`_copy_logs`), on SQLite as
+    multi-row INSERTs with the values encoded column by column.
 
     The API logs from a thread of its own, and every microsecond that thread spends in Python
     holds the GIL its requests are waiting for. An ``executemany`` steps SQLite once per row,
@@ -422,6 +424,9 @@ def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
     table = cast(Table, PredictionLogRow.__table__)
     conn = s.connection()
     dialect = conn.dialect
+    if dialect.name == "postgresql":
+        _copy_logs(conn, records)
+        return
     if dialect.name != "sqlite":
         stored = _stored_columns(records)
         rows = zip(*stored.values(), strict=True)
@@ -440,10 +445,51 @@ def _insert_logs(s: Any, records: Sequence[PredictionRecord]) -> None:
         )
 
 
+def _copy_logs(conn: Any, records: Sequence[PredictionRecord]) -> None:
+    """The log rows through PostgreSQL's ``COPY … FROM STDIN``, in the caller's transaction.
+
+    ``COPY`` streams the rows in one command: several times the rate of a multi-row
+    ``INSERT`` (see bench/bench_log_scale.py), and no statement to parse per batch. Each value
+    is encoded as the ORM would bind it (JSON by the same serializer, timestamps through the
+    column's type), so the stored rows are the ORM's (a test compares the two). The day
+    partitions the batch falls in are made first if missing (``core.log_partitions``). A row
+    the server refuses fails the whole command, as an INSERT would: the error is raised as
+    SQLAlchemy's, so :func:`store_batch` isolates the row the same way.
+    """
+    table = cast(Table, PredictionLogRow.__table__)
+    dialect = conn.dialect
+    stamps = [r.ts for r in records]
+    try:
+        first, last = log_partitions.day_of(min(stamps)), log_partitions.day_of(max(stamps))
+    except TypeError as exc:  # naive and aware timestamps in one batch
+        raise ValueError(f"timestamps of a batch cannot be compared: {exc}") from exc
+    log_partitions.ensure_days(
+        first + dt.timedelta(days=n) for n in range((last - first).days + 1)
+    )
+    columns = [c for c in table.columns if c.name in _RECORD_FIELDS]
+    stored = _stored_columns(records)
+    encoded = [_encode_column(c, stored[c.name], dialect) for c in columns]
+    statement = f"COPY {table.name} ({', '.join(c.name for c in columns)}) FROM STDIN"
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in zip(*encoded, strict=True):
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        gone = dialect.is_disconnect(exc, raw, None)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, connection_invalidated=gone, dialect=dialect
+        ) from exc
+
+
 def _encode_column(column: Any, values: list[Any], dialect: Any) -> list[Any]:
     if isinstance(column.type, JSON):
         return [json_dumps(v) for v in values]  # what the JSON type's processor returns
     if isinstance(column.type, UTCDateTime) and all(v.tzinfo is dt.UTC for v in values):
+        if dialect.name != "sqlite":
+            return values  # already what the type's processor returns
         # SQLAlchemy's SQLite format, 2026-05-01 10:00:00.000000: the ISO form without zone
         return [v.isoformat(" ", "microseconds")[:26] for v in values]
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
