@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         description="The API's /health calls its prediction log not draining when a record "
         "has waited this long to be written.",
     )
+    log_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Raw prediction log rows are kept this many days (PostgreSQL: the "
+        "worker drops whole daily partitions past it); hourly rollups, drift and monitoring "
+        "results are kept.",
+    )
     session_idle_minutes: float = Field(
         default=60.0,
         gt=0,
