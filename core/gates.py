@@ -3,6 +3,10 @@
 * ``integrity``: every artifact file matches the SHA-256 the registry recorded.
 * ``metrics``: for production, each gated metric is no worse than the current production
   version's by more than its tolerance (figures shown either way).
+* ``health``: for production, when the model sets ``settings["health_gates"]`` (a metric of
+  :mod:`core.health` → the relative regression tolerated, e.g. ``{"coverage": 0.2}``), the
+  version's label-free recommendation health on its canary traffic is no worse than
+  production's on the same windows of the last week (figures shown either way).
 * ``audit``: when the model requires it, the version's latest audit verdict is an approval,
   given by someone other than the person promoting it (separation of duties: whoever approved
   a version cannot also be the one who promotes it past this gate).
@@ -130,6 +134,89 @@ def audit_gate(
     return GateResult("audit", True, f"approved by {latest.auditor}", figures)
 
 
+HEALTH_DAYS = 7
+
+
+def health_gate(
+    session: Session, model: ModelRow, version: VersionRow, production: VersionRow | None
+) -> GateResult | None:
+    """The canary's recommendation health against production's, when the model asks for it."""
+    configured = (model.settings or {}).get("health_gates")
+    if not configured:
+        return None
+    if production is None or production.id == version.id:
+        return GateResult("health", True, "no other production version to compare against")
+    import datetime as dt
+
+    from core.health import METRICS
+    from core.telemetry_tables import MonitorResultRow
+
+    unknown = sorted(set(configured) - set(METRICS))
+    if unknown:
+        return GateResult("health", False, f"unknown health metrics in the gate: {unknown}")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=HEALTH_DAYS)
+    rows = session.execute(
+        select(
+            MonitorResultRow.version,
+            MonitorResultRow.variant,
+            MonitorResultRow.window_start,
+            MonitorResultRow.figures,
+        ).where(
+            MonitorResultRow.model == model.name,
+            MonitorResultRow.kind == "health",
+            MonitorResultRow.status == "ok",
+            MonitorResultRow.provisional.is_(False),
+            MonitorResultRow.window_start >= since,
+            MonitorResultRow.version.in_([version.version, production.version]),
+        )
+    ).all()
+    canary = {w: f for v, var, w, f in rows if v == version.version and var == "canary"}
+    served = {w: f for v, var, w, f in rows if v == production.version and var == "production"}
+    shared = sorted(set(canary) & set(served))
+    if not shared:
+        return GateResult(
+            "health",
+            False,
+            f"no window of the last {HEALTH_DAYS} days holds health figures of "
+            f"{version.version} as a canary beside production {production.version}: serve it "
+            "as a canary first",
+        )
+    figures: dict[str, Any] = {"windows": len(shared)}
+    failures = []
+    for metric, tolerance in configured.items():
+        higher = METRICS[metric][1]
+        new = [canary[w][metric] for w in shared if canary[w].get(metric) is not None]
+        old = [served[w][metric] for w in shared if served[w].get(metric) is not None]
+        if not new or not old:
+            figures[metric] = {"candidate": None, "production": None, "passed": True}
+            continue
+        a, b = sum(new) / len(new), sum(old) / len(old)
+        tol = float(tolerance)
+        ok = a >= b * (1 - tol) if higher else a <= b * (1 + tol)
+        figures[metric] = {
+            "candidate": a,
+            "production": b,
+            "tolerance": tol,
+            "higher_is_better": higher,
+            "passed": ok,
+        }
+        if not ok:
+            failures.append(f"{metric} {a:.3f} vs production {b:.3f} (tolerance {tol:.0%})")
+    if failures:
+        return GateResult(
+            "health",
+            False,
+            "recommendation health worse than production: " + "; ".join(failures),
+            figures,
+        )
+    return GateResult(
+        "health",
+        True,
+        f"recommendation health as good as production's on {len(shared)} windows",
+        figures,
+    )
+
+
 def evaluate(
     session: Session,
     model: ModelRow,
@@ -142,5 +229,8 @@ def evaluate(
     results = [integrity_gate(version)]
     if target == "production":
         results.append(metrics_gate(model, version, production))
+        health = health_gate(session, model, version, production)
+        if health is not None:
+            results.append(health)
         results.append(audit_gate(session, model, version, actor))
     return results

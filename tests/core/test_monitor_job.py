@@ -257,3 +257,49 @@ def test_health_figures() -> None:
         ]
     )
     assert health.personalisation(lists, 50) == pytest.approx(1 - direct)
+
+
+def test_health_gate_compares_the_canary_with_production(model, backend) -> None:
+    from core import catalogue
+    from core.errors import GateFailed
+
+    ds_label = registry.get_version("recsys", model).dataset.label
+    v2 = training.train(
+        actor=SYSTEM, family="popularity", dataset=ds_label, model="recsys", seed=3
+    ).version.version
+    registry.promote(actor=SYSTEM, model="recsys", version=v2, stage="staging")
+    ids = catalogue.load().place_ids.tolist()
+    start = monitor.align(dt.datetime.now(dt.UTC), MINUTE) - 2 * MINUTE
+    rng = np.random.default_rng(1)
+    records = []
+    for i in range(200):
+        canary = i % 2 == 1
+        places = ids[:10] if canary else [ids[j] for j in rng.choice(len(ids), 10, replace=False)]
+        records.append(
+            monitoring.PredictionRecord(
+                model="recsys",
+                version=v2 if canary else model,
+                variant="canary" if canary else "production",
+                ratings=[1.0] * 29,
+                k=10,
+                places=places,
+                categories=["museums"] * 10,
+                scores=[0.5] * 10,
+                latency_ms=2.0,
+                predicted=[1.0] * 29,
+                ts=start + dt.timedelta(seconds=i * 0.25),
+            )
+        )
+    monitoring.write_batch(records)
+    monitor.run_due(model="recsys", now=start + 2 * MINUTE)
+    # Not configured: no health gate.
+    assert "health" not in {g["name"] for g in registry.preview_gates("recsys", v2, "production")}
+    registry.update_model(actor=SYSTEM, name="recsys", settings={"health_gates": {"coverage": 0.2}})
+    gates = {g["name"]: g for g in registry.preview_gates("recsys", v2, "production")}
+    assert not gates["health"]["passed"]
+    assert gates["health"]["figures"]["coverage"]["candidate"] < 0.01
+    with pytest.raises(GateFailed):
+        registry.promote(actor=SYSTEM, model="recsys", version=v2, stage="production")
+    registry.update_model(actor=SYSTEM, name="recsys", settings={"health_gates": {"gini": 5.0}})
+    gates = {g["name"]: g for g in registry.preview_gates("recsys", v2, "production")}
+    assert gates["health"]["passed"], gates["health"]
