@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import inputs
 from core.artifacts import sha256_file
 from core.auth import Actor, require
 from core.categories import CATEGORIES, MAX_RATING, MIN_RATING
@@ -45,7 +46,6 @@ from core.errors import (
 USER_ID = "user_id"
 TIMESTAMP = "timestamp"
 MAX_EXAMPLES = 5
-MAX_FILE_BYTES = 2 * 1024**3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -114,31 +114,120 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         raise BadInput(
             f"invalid dataset version {version!r} in {ref!r}: expected an integer"
         ) from None
-    return name, number
+    return name, inputs.record_id(number, f"the version of dataset {name!r}")
 
 
 # ------------------------------------------------------------------------ reading
 
 
-def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read a CSV or Parquet file as text cells, and the file-line offset of row 0."""
+@dataclass(frozen=True)
+class FileLimits:
+    """How much a users or drift file may hold, checked before its data is read: a Parquet
+    file compresses well (5 MB held 40 million rows), so its size on disk says nothing."""
+
+    rows: int
+    bytes: int
+
+    @classmethod
+    def from_settings(cls) -> FileLimits:
+        settings = get_settings()
+        return cls(settings.max_file_rows, settings.max_file_bytes)
+
+    def check(self, name: str, *, rows: int, columns: int, stored_bytes: int) -> None:
+        if rows > self.rows:
+            raise BadInput(
+                f"{name} holds {rows:,} rows; the limit is {self.rows:,} (MAX_FILE_ROWS)"
+            )
+        decoded = rows * columns * 8  # at least 8 bytes a cell once read
+        size = max(stored_bytes, decoded)
+        if size > self.bytes:
+            what = "its data takes" if stored_bytes >= decoded else "read, it would take"
+            raise BadInput(
+                f"{name} is too large: {what} {_mib(size)} ({rows:,} rows × {columns:,} "
+                f"columns); the limit is {_mib(self.bytes)} (MAX_FILE_BYTES)"
+            )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MiB"
+
+
+def _check_file(path: Path, name: str) -> int:
+    """The size of an existing, non-empty regular file, or BadInput naming what it is not."""
     if not path.exists():
         raise BadInput(f"file not found: {path}")
     if path.is_dir():
-        raise BadInput(f"{path} is a folder, not a users file")
-    size = path.stat().st_size
-    if size == 0:
-        raise ValidationFailed(str(path.name), [Problem(None, "empty", "the file is empty")])
-    if size > MAX_FILE_BYTES:
-        raise BadInput(
-            f"{path.name} is {size / 1e9:.1f} GB; the limit is {MAX_FILE_BYTES / 1e9:.0f} GB"
-        )
+        raise BadInput(f"{path} is a folder, not a {name}")
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise BadInput(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _read_parquet(path: Path, limits: FileLimits, subject: str) -> pd.DataFrame:
+    """A Parquet file, after its footer showed it within ``limits`` (nothing else is read
+    before)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise BadInput(f"{subject} is not a readable Parquet file: {exc}") from None
+    uncompressed = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        chunks = sum(group.column(j).total_uncompressed_size for j in range(group.num_columns))
+        uncompressed += max(group.total_byte_size, chunks)
+    limits.check(subject, rows=meta.num_rows, columns=meta.num_columns, stored_bytes=uncompressed)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise BadInput(f"{subject} is not a readable Parquet file: {exc}") from None
+
+
+def read_table(path: Path, what: str, *, limits: FileLimits | None = None) -> pd.DataFrame:
+    """Any CSV or Parquet table (the drift command's inputs), within the same limits as a
+    users file; only an empty cell is missing (a rating typed as "n/a" stays text)."""
+    path = Path(path)
+    limits = limits or FileLimits.from_settings()
+    if not path.exists():
+        raise BadInput(f"{what} file {path} does not exist")
+    size = _check_file(path, f"{what} file")
+    subject = f"{what} file {path.name}"
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
+        frame = _read_parquet(path, limits, subject)
+    elif suffix in (".csv", ".txt"):
+        limits.check(subject, rows=0, columns=0, stored_bytes=size)
         try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a corrupt file
-            raise BadInput(f"{path.name} is not a readable Parquet file: {exc}") from None
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], nrows=limits.rows + 1)
+        except pd.errors.EmptyDataError:
+            raise BadInput(f"{subject} is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split())
+            raise BadInput(f"{subject} cannot be read: {reason}") from None
+        if len(frame) > limits.rows:
+            raise BadInput(
+                f"{subject} holds more than {limits.rows:,} rows; the limit is "
+                f"{limits.rows:,} (MAX_FILE_ROWS)"
+            )
+        limits.check(subject, rows=len(frame), columns=len(frame.columns), stored_bytes=size)
+    else:
+        raise BadInput(f"{subject} must be .csv or .parquet")
+    if frame.empty:
+        raise BadInput(f"{subject} has no rows")
+    return frame
+
+
+def read_users_file(path: Path, *, limits: FileLimits | None = None) -> tuple[pd.DataFrame, int]:
+    """Read a CSV or Parquet file as text cells, and the file-line offset of row 0."""
+    limits = limits or FileLimits.from_settings()
+    size = _check_file(path, "users file")
+    if size == 0:
+        raise ValidationFailed(str(path.name), [Problem(None, "empty", "the file is empty")])
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame = _read_parquet(path, limits, path.name)
         dupes = [c for c in frame.columns if list(frame.columns).count(c) > 1]
         if dupes:
             raise ValidationFailed(
@@ -150,7 +239,11 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
         raise BadInput(
             f"unsupported file type {suffix or '(none)'!r} for {path.name}: use .csv or .parquet"
         )
-    raw = path.read_bytes()
+    limits.check(path.name, rows=0, columns=0, stored_bytes=size)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path} cannot be read: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -181,9 +274,20 @@ def read_users_file(path: Path) -> tuple[pd.DataFrame, int]:
     problems = _header_problems(stripped)
     if problems:
         raise ValidationFailed(path.name, problems)
-    ragged = [  # the rest of the same pass
-        (line, len(fields)) for line, fields in rows if fields and len(fields) != len(header)
-    ]
+    ragged = []
+    count = 0
+    for line, fields in rows:  # the rest of the same pass
+        if not fields:
+            continue
+        count += 1
+        if count > limits.rows:
+            raise BadInput(
+                f"{path.name} holds more than {limits.rows:,} rows; the limit is "
+                f"{limits.rows:,} (MAX_FILE_ROWS)"
+            )
+        if len(fields) != len(header):
+            ragged.append((line, len(fields)))
+    limits.check(path.name, rows=count, columns=len(header), stored_bytes=size)
     if ragged:
         shown = ", ".join(f"line {line} has {n}" for line, n in ragged[:MAX_EXAMPLES])
         raise BadInput(

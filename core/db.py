@@ -271,7 +271,19 @@ def _create_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url()
     if settings.is_sqlite:
         if settings.sqlite_file is not None:
-            settings.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            folder = settings.sqlite_file.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise DatabaseUnavailable(
+                    f"the SQLite database's folder {folder} cannot be created: a part of it "
+                    "is a file"
+                ) from None
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"the SQLite database's folder {folder} cannot be created: "
+                    f"{exc.strerror or exc}"
+                ) from None
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -303,6 +315,13 @@ class DatabaseUnavailable(CoreError):
     """The database could not be reached or is locked beyond the busy timeout."""
 
 
+def unavailable(exc: OperationalError) -> DatabaseUnavailable:
+    """The driver's error as one line (psycopg adds a hint on a second line; SQLAlchemy a link
+    to its docs): what an operator reads on the command line or in a log."""
+    reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+    return DatabaseUnavailable(redact(f"database error: {reason}"))
+
+
 @contextlib.contextmanager
 def transaction(*, write: bool = True, settings: Settings | None = None) -> Iterator[Session]:
     """One unit of work: commits on success, rolls back on any exception.
@@ -318,7 +337,7 @@ def transaction(*, write: bool = True, settings: Settings | None = None) -> Iter
         with session.begin():
             yield session
     except OperationalError as exc:
-        raise DatabaseUnavailable(redact(f"database error: {exc.orig}")) from exc
+        raise unavailable(exc) from exc
     finally:
         session.close()
 

@@ -102,3 +102,7 @@ class ValidationFailed(BadInput):
         lines = [f"{subject} failed validation ({len(problems)} problem(s)):"]
         lines += [f"  - {p.message}" for p in problems]
         super().__init__("\n".join(lines))
+
+
+class StorageFull(CoreError):
+    """The disk (or quota) ran out while writing; what was being written was discarded."""

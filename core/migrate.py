@@ -7,22 +7,45 @@ SQLite, a file lock beside the database file; the ones that wait find the schema
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from core.config import Settings, get_settings
-from core.db import get_engine
+from core.db import DatabaseUnavailable, get_engine, unavailable
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ADVISORY_LOCK_KEY = 0x504C414E  # "PLAN"
+LOCK_TIMEOUT_S = 120
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reported(func: Callable[P, R]) -> Callable[P, R]:
+    """Alembic talks to the database outside :func:`core.db.transaction`: its connection
+    failures get the same one-line :class:`DatabaseUnavailable` (every entry point migrates
+    first, so this is what an operator sees when the database is down or missing)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except OperationalError as exc:
+            raise unavailable(exc) from exc
+
+    return wrapper
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -32,6 +55,7 @@ def alembic_config(settings: Settings) -> Config:
     return cfg
 
 
+@_reported
 def upgrade(settings: Settings | None = None) -> list[str]:
     """Bring the database to the newest schema; returns the heads it is at afterwards."""
     settings = settings or get_settings()
@@ -39,8 +63,23 @@ def upgrade(settings: Settings | None = None) -> list[str]:
     cfg = alembic_config(settings)
     if settings.is_sqlite:
         if settings.sqlite_file is not None:
-            with FileLock(f"{settings.sqlite_file}.migrate.lock", timeout=120):
+            path = f"{settings.sqlite_file}.migrate.lock"
+            lock = FileLock(path, timeout=LOCK_TIMEOUT_S)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise DatabaseUnavailable(
+                    f"another process has held the migration lock {path} for "
+                    f"{LOCK_TIMEOUT_S} s; is a migration stuck?"
+                ) from None
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"the migration lock {path} cannot be taken: {exc.strerror or exc}"
+                ) from None
+            try:
                 command.upgrade(cfg, "heads")
+            finally:
+                lock.release()
         else:
             command.upgrade(cfg, "heads")
     else:
@@ -59,11 +98,13 @@ def upgrade(settings: Settings | None = None) -> list[str]:
     return current_heads(settings)
 
 
+@_reported
 def current_heads(settings: Settings | None = None) -> list[str]:
     with get_engine(settings).connect() as conn:
         return sorted(MigrationContext.configure(conn).get_current_heads())
 
 
+@_reported
 def is_current(settings: Settings | None = None) -> bool:
     settings = settings or get_settings()
     script = ScriptDirectory.from_config(alembic_config(settings))

@@ -121,9 +121,12 @@ def clear_cache() -> None:
 def check_ratings(prefs: Any, *, what: str = "prefs") -> np.ndarray:
     """An (n × 29) float matrix of ratings in 0–5, or BadInput naming what is wrong."""
     try:
-        arr = np.asarray(prefs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"{what} must be numbers: {exc}") from exc
+        arr = np.asarray(prefs)
+    except ValueError:  # NumPy's word for rows of different lengths
+        raise BadInput(f"{what} must be lists of {N_CATEGORIES} numbers of equal length") from None
+    if arr.dtype.kind not in "iuf":  # text ("4"), true/false, objects, or nested unevenly
+        raise BadInput(f"{what} must be numbers, got {_kind(arr)}")
+    arr = arr.astype(np.float64, copy=False)
     single = arr.ndim == 1
     matrix = arr[None, :] if single else arr
     if matrix.ndim != 2 or matrix.shape[1] != N_CATEGORIES:
@@ -146,19 +149,26 @@ def check_ratings(prefs: Any, *, what: str = "prefs") -> np.ndarray:
     return matrix
 
 
-def check_mask(mask: Any, ratings: np.ndarray) -> np.ndarray:
+def _kind(arr: np.ndarray) -> str:
+    return {"U": "text", "S": "text", "b": "true/false"}.get(arr.dtype.kind, "mixed values")
+
+
+def check_mask(mask: Any, ratings: np.ndarray, *, what: str = "mask") -> np.ndarray:
+    """Which ratings the users gave, (n × 29) booleans; None means those above 0."""
     if mask is None:
         return ratings > 0
-    arr = np.asarray(mask)
+    try:
+        arr = np.asarray(mask)
+    except ValueError:  # rows of different lengths
+        raise BadInput(f"{what} must hold {N_CATEGORIES} true/false values per user") from None
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.shape != ratings.shape:
-        raise BadInput(
-            f"mask must hold {N_CATEGORIES} true/false values per user, got {arr.shape[-1]}"
-        )
+        got = arr.shape[-1] if arr.ndim else type(mask).__name__
+        raise BadInput(f"{what} must hold {N_CATEGORIES} true/false values per user, got {got}")
     if arr.dtype != bool:
-        if not np.isin(arr, (0, 1)).all():
-            raise BadInput("mask values must be true/false (or 1/0)")
+        if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
+            raise BadInput(f"{what} values must be true/false (or 1/0)")
         arr = arr.astype(bool)
     return arr
 
@@ -225,8 +235,8 @@ def rank_one(
 def _coordinate(value: Any, name: str) -> float:
     try:
         out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"{name} must be a number, got {value!r}") from exc
+    except (TypeError, ValueError, OverflowError):
+        raise BadInput(f"{name} must be a number, got {repr(value)[:40]}") from None
     if not math.isfinite(out):
         raise BadInput(f"{name} must be a finite number, got {value!r}")
     return out

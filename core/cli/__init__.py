@@ -8,10 +8,14 @@ traceback), 1 on any other failure.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from sqlalchemy.exc import OperationalError
 
 from core.errors import BadInput, CoreError
 
@@ -26,11 +30,16 @@ COMMAND_MODULES = (
     "core.cli.users_cmds",
     "core.cli.artifacts_cmds",
     "core.cli.rollout_cmds",
+    "core.cli.integrations_cmds",
 )
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad usage already; keep its message but without the traceback."""
+    """argparse exits 2 on bad usage already; print its message as the one line every other
+    bad input gets (not the usage block before it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or bad usage already reported on stderr
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -57,6 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:  # a query made outside core.db.transaction
+        from core.db import unavailable
+
+        print(f"error: {unavailable(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The machine's failure, wherever it struck; writers discard what they had begun.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: no space left on the device{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

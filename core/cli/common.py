@@ -4,8 +4,33 @@ from __future__ import annotations
 
 import argparse
 import getpass
+from collections.abc import Callable
 
-from core import auth, bootstrap
+from core import auth, bootstrap, inputs
+from core.errors import BadInput
+
+# Upper bounds of the counts the commands take: far above any real use, far below what would
+# overflow a C integer or exhaust memory before the command could say no.
+MAX_DAYS = 3660
+MAX_USERS = 10_000_000
+
+
+def int_arg(*, minimum: int = 1, maximum: int = inputs.DB_INT_MAX) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number within bounds (core's rule, argparse's exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            return inputs.bounded_int(text, "the value", minimum=minimum, maximum=maximum)
+        except BadInput as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "whole number"  # argparse names the type in "invalid ... value"
+    return parse
+
+
+SEED = int_arg(minimum=0, maximum=inputs.SEED_MAX)
+DAYS = int_arg(minimum=1, maximum=MAX_DAYS)
+DAY = int_arg(minimum=0, maximum=MAX_DAYS)
 
 
 def add_user_option(parser: argparse.ArgumentParser) -> None:

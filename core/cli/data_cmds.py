@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import datasets
-from core.cli.common import actor, add_user_option, ready
+from core import datasets, inputs
+from core.cli.common import DAY, DAYS, MAX_USERS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json
 from core.errors import BadInput
 from core.generator import DriftEpisode, generate_users
@@ -16,12 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     data = sub.add_parser("data", help="users datasets")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = dsub.add_parser("generate", help="write a file of generated users")
-    p.add_argument("--users", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--users", type=int_arg(maximum=MAX_USERS), required=True)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--days", type=DAYS, default=30)
     p.add_argument(
         "--drift-from-day",
-        type=int,
+        type=DAY,
         default=None,
         help="switch on the summer drift episode from this day on",
     )
@@ -43,15 +43,14 @@ def _generate(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise BadInput(f"--out must end in .csv or .parquet, got {args.out.name!r}")
+    inputs.prepare_output(args.out, "--out")
     drift = DriftEpisode(args.drift_from_day) if args.drift_from_day is not None else None
     frame = generate_users(args.users, seed=args.seed, days=args.days, drift=drift)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    if suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    tmp.replace(args.out)
+    with inputs.writing(args.out, "--out") as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     print_json({"path": str(args.out), "rows": len(frame), "seed": args.seed})
     return 0
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import actor, add_user_option, ready
+from core.cli.common import DAYS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, progress_bar
 from core.errors import BadInput
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="generated datasets, a version of every family, traffic")
-    p.add_argument("--users", type=int, default=5000)
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=15, help="autoencoder epochs")
+    p.add_argument("--users", type=int_arg(minimum=100, maximum=1_000_000), default=5000)
+    p.add_argument("--days", type=DAYS, default=30)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--epochs", type=int_arg(maximum=10_000), default=15, help="autoencoder epochs")
     p.add_argument(
         "--if-empty", action="store_true", help="do nothing when the registry already has models"
     )

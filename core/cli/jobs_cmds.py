@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from core import leader, runs, schedules
-from core.cli.common import actor, add_user_option, ready
+from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.model_cmds import parse_params
 from core.cli.output import print_json, print_table
 from core.db import utcnow
@@ -78,11 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--trigger", choices=TRIGGERS)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int_arg(), default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_runs_list)
     p = rsub.add_parser("show", help="one run with its log")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=int_arg())
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_runs_show)
 

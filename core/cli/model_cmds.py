@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import actor, add_user_option, ready
+from core import inputs
+from core.cli.common import SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table, progress_bar
 from core.errors import BadInput
 
@@ -21,8 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter"
     )
     p.add_argument("--parent", metavar="NAME@VERSION", help="parent version (transfer)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--folds", type=int, default=0, help="also cross-validate over k folds")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument(
+        "--folds",
+        type=int_arg(minimum=0, maximum=20),
+        default=0,
+        help="also cross-validate over k folds",
+    )
     p.add_argument("--description", default="")
     add_user_option(p)
     p.set_defaults(handler=_train)
@@ -135,10 +140,7 @@ def _import_legacy(args: argparse.Namespace) -> int:
 
 
 def _json_arg(text: str, option: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{option} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+    return inputs.parse_json(text, option)
 
 
 def _item(rec: Any) -> dict[str, Any]:
@@ -152,27 +154,30 @@ def _item(rec: Any) -> dict[str, Any]:
 
 
 def _batch(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    """DESIGN's batch file: a JSON list of ``{prefs, mask, lat, lng, k}`` (``mask`` and ``k``
+    optional); each entry is checked by the same rules as one user's options, and an error
+    names the entry."""
     from core import predict
 
-    if not args.users.is_file():
-        raise BadInput(f"--users {args.users} does not exist")
-    users = _json_arg(args.users.read_text(encoding="utf-8"), f"--users {args.users.name}")
+    what = "--users"
+    users = inputs.read_json_file(args.users, what)
     if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
-        raise BadInput("--users must hold a JSON list of objects {prefs, mask, lat, lng, k}")
+        raise BadInput(f"{what} must hold a JSON list of objects {{prefs, mask, lat, lng, k}}")
     if not users:
         return []
+    prefs, masks = [], []
     for i, u in enumerate(users):
         missing = [key for key in ("prefs", "lat", "lng") if key not in u]
         if missing:
-            raise BadInput(f"--users entry {i} lacks {', '.join(missing)}")
-    prefs = predict.check_ratings([u["prefs"] for u in users], what="--users prefs")
-    masks = predict.check_mask(
-        [
-            u.get("mask") if u.get("mask") is not None else [p > 0 for p in u["prefs"]]
-            for u in users
-        ],
-        prefs,
-    )
+            raise BadInput(f"{what} entry {i} lacks {', '.join(missing)}")
+        unknown = sorted(set(u) - {"prefs", "mask", "lat", "lng", "k"})
+        if unknown:
+            raise BadInput(f"{what} entry {i} has unknown key(s) {', '.join(unknown)}")
+        row = predict.check_ratings(u["prefs"], what=f"{what} entry {i} prefs")
+        if row.shape[0] != 1:
+            raise BadInput(f"{what} entry {i} prefs must be one list of 29 ratings")
+        prefs.append(row[0])
+        masks.append(predict.check_mask(u.get("mask"), row, what=f"{what} entry {i} mask")[0])
     lists = predict.recommend_batch(
         args.name,
         args.version,
@@ -200,9 +205,15 @@ def _recommend(args: argparse.Namespace) -> int:
     if missing:
         raise BadInput(f"recommend needs {', '.join(missing)} (or --users FILE)")
     prefs = _json_arg(args.prefs, "--prefs")
-    mask = _json_arg(args.mask, "--mask") if args.mask else None
     if not isinstance(prefs, list):
         raise BadInput("--prefs must be a JSON list of 29 ratings")
+    mask = None
+    if args.mask:
+        mask = predict.check_mask(
+            _json_arg(args.mask, "--mask"),
+            predict.check_ratings(prefs, what="--prefs"),
+            what="--mask",
+        )
     items = predict.recommend(
         args.name, args.version, prefs, mask=mask, lat=args.lat, lng=args.lng, k=args.k
     )
@@ -226,5 +237,8 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--out must end in .html, got {args.out.name!r}")
-    print_json(report.write(args.name, args.version, args.out))
+    inputs.prepare_output(args.out, "the report")
+    page, summary = report.build(args.name, args.version)
+    size = inputs.write_text(args.out, "the report", page)
+    print_json({**summary, "path": str(args.out), "bytes": size})
     return 0

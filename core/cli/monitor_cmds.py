@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+from core import datasets, inputs
 from core.categories import CATEGORIES
-from core.cli.common import actor, add_user_option, ready
+from core.cli.common import DAY, DAYS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table, progress_bar
 from core.errors import BadInput
 
@@ -25,13 +26,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("simulate", help="replay generated users through a model over days")
     p.add_argument("name")
-    p.add_argument("--days", type=int, default=14)
-    p.add_argument("--users-per-day", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drift-from-day", type=int, help="summer drift episode from this day on")
+    p.add_argument("--days", type=DAYS, default=14)
+    p.add_argument("--users-per-day", type=int_arg(maximum=1_000_000), default=300)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--drift-from-day", type=DAY, help="summer drift episode from this day on")
     p.add_argument("--start", help="first day, YYYY-MM-DD (default: DAYS days ago)")
     add_user_option(p)
     p.set_defaults(handler=_simulate)
+
+    p = sub.add_parser(
+        "monitor",
+        help="the monitoring job: drift, service and recommendation health of live traffic",
+    )
+    monitor_sub = p.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
+    run = monitor_sub.add_parser(
+        "run", help="compute every monitoring window that is due (what the worker runs)"
+    )
+    run.add_argument("--model", help="only this model (default: every model with traffic)")
+    run.add_argument(
+        "--now",
+        action="store_true",
+        help="also the current, unfinished window (stored as provisional, replaced when it closes)",
+    )
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(handler=_monitor_run)
 
     p = sub.add_parser("alerts", help="open alerts")
     p.add_argument("--model")
@@ -40,34 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=_alerts)
 
 
-def read_table(path: Path, side: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise BadInput(f"{side} file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt"):
-            # Only an empty cell is missing; "n/a" or "NaN" typed into a rating is text.
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        else:
-            raise BadInput(f"{side} file {path.name} must be .csv or .parquet")
-    except pd.errors.EmptyDataError as exc:
-        raise BadInput(f"{side} file {path.name} is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        if isinstance(exc, BadInput):
-            raise
-        raise BadInput(f"{side} file {path.name} cannot be read: {exc}") from exc
-    if frame.empty:
-        raise BadInput(f"{side} file {path.name} has no rows")
-    return frame
-
-
 def _drift(args: argparse.Namespace) -> int:
     from core import drift
 
-    reference = read_table(args.reference, "reference")
-    current = read_table(args.current, "current")
+    if args.html is not None:
+        inputs.prepare_output(args.html, "the report")
+    reference = datasets.read_table(args.reference, "reference")
+    current = datasets.read_table(args.current, "current")
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not columns:
@@ -101,10 +98,7 @@ def _drift(args: argparse.Namespace) -> int:
         reference, current, numeric=numeric, categorical=categorical, html=args.html is not None
     )
     if args.html is not None:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.html.with_name(args.html.name + ".tmp")
-        tmp.write_text(result.html or "", encoding="utf-8")
-        tmp.replace(args.html)
+        inputs.write_text(args.html, "the report", result.html or "")
     out = result.as_dict()
     if args.json:
         print_json(out)
@@ -128,9 +122,11 @@ def _simulate(args: argparse.Namespace) -> int:
     start = None
     if args.start:
         try:
-            start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.UTC)
-        except ValueError as exc:
-            raise BadInput(f"--start must be YYYY-MM-DD, got {args.start!r}") from exc
+            start = inputs.parse_time(args.start, "--start")
+        except BadInput:
+            raise BadInput(f"--start must be YYYY-MM-DD, got {args.start!r}") from None
+        if not 1900 <= start.year <= 9000:
+            raise BadInput(f"--start must be a day between 1900 and 9000, got {args.start!r}")
     update, close = progress_bar(f"simulate {args.name}")
     try:
         report = simulate.simulate(
@@ -155,7 +151,7 @@ def _alerts(args: argparse.Namespace) -> int:
 
     found = alerts.list_alerts(args.model, status=None if args.all else "open")
     if args.json:
-        print_json([a.__dict__ for a in found])
+        print_json([a.as_dict() for a in found])
     else:
         print_table(
             ["#", "created", "model", "kind", "subject", "severity", "status", "message"],
@@ -174,3 +170,44 @@ def _alerts(args: argparse.Namespace) -> int:
             ],
         )
     return 0
+
+
+def _monitor_run(args: argparse.Namespace) -> int:
+    ready()
+    from core import monitor
+
+    update, close = progress_bar("monitor")
+    try:
+        report = monitor.run_due(model=args.model, include_current=args.now, progress=update)
+    finally:
+        close()
+    if args.json:
+        print_json(report.as_dict())
+        return 1 if report.failures else 0
+    print_table(
+        ["model", "version", "variant", "kind", "window", "status", "rows", "figures"],
+        [
+            [
+                r.model,
+                r.version,
+                r.variant,
+                r.kind,
+                f"{r.window_start:%Y-%m-%d %H:%M}{' (provisional)' if r.provisional else ''}",
+                r.status,
+                r.rows,
+                monitor.summarise(r),
+            ]
+            for r in report.results
+        ],
+    )
+    for a in report.alerts:
+        print(f"alert #{a.id} {a.kind} {a.subject}: {a.message}")
+    for f in report.failures:
+        print(f"failed: {f}", file=sys.stderr)
+    if report.retrains:
+        print(f"queued retraining runs: {', '.join(f'#{i}' for i in report.retrains)}")
+    print(
+        f"{report.windows} windows computed, {len(report.alerts)} alerts raised, "
+        f"{len(report.failures)} failures"
+    )
+    return 1 if report.failures else 0

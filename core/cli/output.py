@@ -52,6 +52,8 @@ def progress_bar(description: str) -> tuple[Callable[[float, str], None], Callab
         desc=description,
         file=sys.stderr,
         leave=False,
+        # Only for a person at a terminal: a script's stderr holds just the error, if any.
+        disable=not sys.stderr.isatty(),
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
     )
 

@@ -174,7 +174,7 @@ def test_simulate_and_alerts(sqlite_backend, tmp_path: Path, capsys) -> None:
     bad = [
         (["simulate", "nothing", "--days", "1"], "nothing"),
         (["simulate", "recsys", "--start", "June"], "--start must be YYYY-MM-DD"),
-        (["simulate", "recsys", "--days", "0"], "at least 1"),
+        (["simulate", "recsys", "--days", "0"], "--days: the value must be between 1 and"),
     ]
     for argv, message in bad:
         assert main(argv) == 2, argv
