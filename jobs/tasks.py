@@ -36,7 +36,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core import resources, runs, schedules
+from core import log_partitions, resources, runs, schedules
 from core.db import DatabaseUnavailable, utcnow
 from core.errors import CoreError
 from core.runs import RunInfo
@@ -54,6 +54,7 @@ DRIFT_JOB = "planwise:drift"
 PRUNE_JOB = "planwise:prune-resources"
 MONITOR_JOB = "planwise:monitor"
 ROLLOUT_JOB = "planwise:rollout"
+LOG_PARTITIONS_JOB = "planwise:log-partitions"
 RESOURCE_RETENTION = dt.timedelta(days=30)
 SCHEDULE_PREFIX = "retrain:"
 # A missed cron fire still runs (once: coalesce) if the worker is back within a day; an
@@ -404,6 +405,21 @@ def prune_resources() -> None:
     dropped = resources.prune(before=utcnow() - RESOURCE_RETENTION)
     if dropped:
         log.info("dropped %s resource samples older than %s days", dropped, RESOURCE_RETENTION.days)
+
+
+def log_partitions_housekeeping() -> None:
+    """The prediction log's daily partitions made a week ahead (writers then never wait on
+    creating one) and those past ``LOG_RETENTION_DAYS`` dropped; rollups, drift and monitoring
+    results stay. PostgreSQL only: on SQLite this does nothing."""
+    if _current() is None:
+        return
+    done = log_partitions.housekeep()
+    if done.dropped:
+        log.info(
+            "prediction log: dropped %s past retention in %.3f s",
+            ", ".join(done.dropped),
+            done.drop_seconds,
+        )
 
 
 # ------------------------------------------------------------------------ runs

@@ -268,6 +268,7 @@ def add_housekeeping(scheduler: BackgroundScheduler, options: Options) -> None:
         (tasks.PRUNE_JOB, "prune_resources", 3600.0),
         (tasks.MONITOR_JOB, "monitor_windows", options.monitor_s),
         (tasks.ROLLOUT_JOB, "advance_rollouts", options.rollout_s),
+        (tasks.LOG_PARTITIONS_JOB, "log_partitions_housekeeping", 3600.0),
     ):
         scheduler.add_job(
             f"jobs.tasks:{func}",
