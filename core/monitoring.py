@@ -216,8 +216,9 @@ def store_batch(records: Sequence[PredictionRecord]) -> BatchOutcome:
             raise BadInput(f"unknown variant {r.variant!r}; variants are {', '.join(VARIANTS)}")
     good: list[PredictionRecord] = []
     refused: list[tuple[PredictionRecord, str]] = []
+    every_row_storable = _all_storable(records)
     for r in records:
-        problem = _unstorable(r)
+        problem = None if every_row_storable else _unstorable(r)
         if problem is None:
             good.append(r if r.error is None else _with_storable_error(r))
         else:
@@ -253,6 +254,30 @@ def _unstorable(r: PredictionRecord) -> str | None:
         if problem is not None:
             return f"{name} {problem}"
     return None
+
+
+def _all_storable(records: Sequence[PredictionRecord]) -> bool:
+    """Whether :func:`_unstorable` passes every record, checked a column at a time.
+
+    The texts of a column are checked joined, in one call: what the rule looks for (a NUL, a
+    lone surrogate) is in the joined text exactly when it is in one of them, and the lengths
+    are compared at once. False sends the batch through the row-by-row check, which names the
+    rows and reasons; a batch of well-formed records costs a tenth of it.
+    """
+    for name, limit in _TEXT_LIMITS.items():
+        values = [v for v in (getattr(r, name) for r in records) if v is not None]
+        if not set(map(type, values)) <= {str}:
+            return False
+        if values and (max(map(len, values)) > limit or text.unstorable("".join(values))):
+            return False
+    for name in ("places", "categories"):
+        try:
+            joined = "".join(itertools.chain.from_iterable(getattr(r, name) for r in records))
+        except TypeError:
+            return False
+        if text.unstorable(joined) is not None:
+            return False
+    return True
 
 
 def _with_storable_error(r: PredictionRecord) -> PredictionRecord:
@@ -463,9 +488,7 @@ def _copy_logs(conn: Any, records: Sequence[PredictionRecord]) -> None:
         first, last = log_partitions.day_of(min(stamps)), log_partitions.day_of(max(stamps))
     except TypeError as exc:  # naive and aware timestamps in one batch
         raise ValueError(f"timestamps of a batch cannot be compared: {exc}") from exc
-    log_partitions.ensure_days(
-        first + dt.timedelta(days=n) for n in range((last - first).days + 1)
-    )
+    log_partitions.ensure_days(first + dt.timedelta(days=n) for n in range((last - first).days + 1))
     columns = [c for c in table.columns if c.name in _RECORD_FIELDS]
     stored = _stored_columns(records)
     encoded = [_encode_column(c, stored[c.name], dialect) for c in columns]
