@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from core import monitoring, registry
 from core.db import transaction, utcnow
 from core.errors import BadInput
-from core.telemetry_tables import N_LATENCY_BINS, RollupRow
+from core.telemetry_tables import N_LATENCY_BINS, FeedbackRow, PredictionLogRow, RollupRow
 
 METHOD = (
     "always-valid normal-mixture confidence sequence (mSPRT) on the difference of "
@@ -51,6 +51,7 @@ DEFAULTS: dict[str, float] = {
     "max_p99_ms": 500.0,
     "min_latency_requests": 100,  # fewer canary requests: p99 is not judged yet
     "health_tolerance": 0.15,  # how far a health figure may fall behind production's
+    "click_delay_s": 120.0,  # requests younger than this wait for their clicks
 }
 HEALTH_GUARDS = ("coverage", "mean_popularity", "diversity")
 
@@ -268,25 +269,77 @@ class _Totals:
 
 
 def _totals(
-    model: str, version: str, variant: str, since: dt.datetime, until: dt.datetime
+    model: str, version: str, variant: str, since: dt.datetime, until: dt.datetime, delay_s: float
 ) -> _Totals:
+    """An arm's requests, errors and clicks served in [since, until − delay_s), its latency
+    histogram over the hours touched.
+
+    Clicks arrive after their request: counting the newest requests would under-count the
+    click-through of whichever arm received more of the recent traffic (the canary after each
+    step up), so requests younger than ``delay_s`` wait. Whole hours come from the rollups;
+    the partial hours at either end from the prediction log (indexed by model and time), so
+    the period is exact to the second and the cost stays at most two hours of log rows.
+    """
+    cutoff = until - dt.timedelta(seconds=delay_s)
     t = RollupRow
-    cond = [
-        t.model == model,
-        t.version == version,
-        t.variant == variant,
-        t.hour >= monitoring.hour_of(since),
-        t.hour <= monitoring.hour_of(until),
-    ]
+    first_full = -(-int(since.timestamp()) // 3600)  # the first hour starting at or after since
+    end_full = int(cutoff.timestamp()) // 3600  # hours before this one ended before the cutoff
     bins = np.zeros(N_LATENCY_BINS, np.int64)
     requests = errors = clicks = 0
     with transaction(write=False) as s:
-        for r, e, c, b in s.execute(
-            select(t.requests, t.errors, t.clicks, t.latency_bins).where(*cond)
+        arm = [t.model == model, t.version == version, t.variant == variant]
+        for b in s.scalars(
+            select(t.latency_bins).where(
+                *arm, t.hour >= monitoring.hour_of(since), t.hour <= monitoring.hour_of(until)
+            )
         ):
-            requests, errors, clicks = requests + r, errors + e, clicks + c
             bins += np.asarray(b, dtype=np.int64)
+        if cutoff <= since:
+            return _Totals(0, 0, 0, bins)
+        pieces: list[tuple[dt.datetime, dt.datetime]] = []
+        if first_full < end_full:
+            r, e, c = s.execute(
+                select(
+                    func.coalesce(func.sum(t.requests), 0),
+                    func.coalesce(func.sum(t.errors), 0),
+                    func.coalesce(func.sum(t.clicks), 0),
+                ).where(*arm, t.hour >= first_full, t.hour < end_full)
+            ).one()
+            requests, errors, clicks = int(r), int(e), int(c)
+            pieces = [(since, _hour_start(first_full)), (_hour_start(end_full), cutoff)]
+        else:
+            pieces = [(since, cutoff)]
+        for start, end in pieces:
+            if end <= start:
+                continue
+            r, e, c = _logged(s, model, version, variant, start, end)
+            requests, errors, clicks = requests + r, errors + e, clicks + c
     return _Totals(requests, errors, clicks, bins)
+
+
+def _hour_start(hour: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(hour * 3600, tz=dt.UTC)
+
+
+def _logged(
+    s: Any, model: str, version: str, variant: str, start: dt.datetime, end: dt.datetime
+) -> tuple[int, int, int]:
+    """(requests, errors, clicked requests) of the prediction log in [start, end)."""
+    log = PredictionLogRow
+    cond = [
+        log.model == model,
+        log.ts >= start,
+        log.ts < end,
+        log.version == version,
+        log.variant == variant,
+    ]
+    requests, errors = s.execute(select(func.count(), func.count(log.error)).where(*cond)).one()
+    clicked = s.scalar(
+        select(func.count(func.distinct(FeedbackRow.request_id)))
+        .join(log, log.request_id == FeedbackRow.request_id)
+        .where(*cond)
+    )
+    return int(requests or 0), int(errors or 0), int(clicked or 0)
 
 
 def canary_start(model: str, version: str) -> dt.datetime | None:
@@ -341,6 +394,8 @@ def check_settings(values: Mapping[str, float]) -> None:
         raise BadInput(f"max_error_rate must be in [0, 1), got {values['max_error_rate']}")
     if values["min_latency_requests"] < 1 or values["health_tolerance"] < 0:
         raise BadInput("min_latency_requests must be ≥ 1 and health_tolerance ≥ 0")
+    if not 0 <= values["click_delay_s"] <= 86400:
+        raise BadInput(f"click_delay_s must be between 0 and 86400, got {values['click_delay_s']}")
 
 
 def readout(
@@ -360,8 +415,9 @@ def readout(
     if since is None:
         since = (canary_start(model, canary) if canary else None) or until
     empty = _Totals(0, 0, 0, np.zeros(N_LATENCY_BINS, np.int64))
-    a = _totals(model, prod_version, "production", since, until) if prod_version else empty
-    b = _totals(model, canary, "canary", since, until) if canary else empty
+    delay = params["click_delay_s"]
+    a = _totals(model, prod_version, "production", since, until, delay) if prod_version else empty
+    b = _totals(model, canary, "canary", since, until, delay) if canary else empty
     alpha, tau = params["alpha"], params["tau"]
     d, ci, decision = sequential(a.clicks, a.requests, b.clicks, b.requests, alpha=alpha, tau=tau)
     fixed = newcombe(a.clicks, a.requests, b.clicks, b.requests)

@@ -3,6 +3,7 @@ readout and its commands read the rollups as DESIGN.md's JSON says."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 
@@ -12,6 +13,7 @@ import pytest
 from core import ab, monitoring, registry
 from core.auth import SYSTEM
 from core.cli import main
+from core.db import utcnow
 from tests.helpers import register_dummy
 
 ALPHA = 0.05
@@ -89,11 +91,13 @@ def test_wilson_matches_the_closed_form():
 
 
 def _traffic(model: str, prod: str, canary: str, n: int, p_prod: float, p_canary: float, *,
-             error_rate: float = 0.0, seed: int = 1) -> None:  # fmt: skip
+             error_rate: float = 0.0, seed: int = 1, share: float = 0.5,
+             ago: dt.timedelta = dt.timedelta(0), clicks: bool = True) -> None:  # fmt: skip
     rnd = random.Random(seed)
+    ts = utcnow() - ago
     records = []
     for _ in range(n):
-        is_canary = rnd.random() < 0.5
+        is_canary = rnd.random() < share
         failed = is_canary and rnd.random() < error_rate
         records.append(
             monitoring.PredictionRecord(
@@ -107,10 +111,11 @@ def _traffic(model: str, prod: str, canary: str, n: int, p_prod: float, p_canary
                 scores=[] if failed else [1.0, 0.5],
                 latency_ms=3.0,
                 error="boom" if failed else None,
+                ts=ts,
             )
         )
     monitoring.write_batch(records)
-    for r in records:
+    for r in records if clicks else ():
         if r.error is None and rnd.random() < (p_canary if r.variant == "canary" else p_prod):
             monitoring.record_feedback(r.request_id, "p1")
 
@@ -120,6 +125,8 @@ def experiment(backend):
     v1, v2 = register_dummy("m"), register_dummy("m", payload=b"other")
     registry.promote(actor=SYSTEM, model="m", version=v1.version, stage="production")
     registry.promote(actor=SYSTEM, model="m", version=v2.version, stage="staging")
+    # Clicks in these tests are recorded with their requests: none is still on its way.
+    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 0}})
     return v1.version, v2.version
 
 
@@ -163,3 +170,19 @@ def test_canary_command_sets_the_share_and_refuses_bad_input(experiment, capsys)
         assert "share" in err and "Traceback" not in err
     assert main(["canary", "nobody", "--share", "0.1"]) == 2
     assert registry.get_model("m").canary_share == 0.3
+
+
+def test_requests_still_waiting_for_their_clicks_are_not_counted(experiment):
+    """A canary stepped up from 10 % to 90 %: most of its requests are recent and their
+    clicks have not arrived yet. Counted anyway, the equal canary looked much worse."""
+    prod, canary = experiment
+    _traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.1, ago=dt.timedelta(minutes=30))
+    _traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.9, seed=2, clicks=False)
+    since = utcnow() - dt.timedelta(hours=1)
+    hasty = ab.readout("m", since=since)
+    assert hasty.decision == "worse"  # what counting unanswered requests concludes
+    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 120}})
+    patient = ab.readout("m", since=since)
+    assert patient.decision == "inconclusive"
+    assert patient.production.requests + patient.canary.requests == 1500
+    assert abs(patient.difference) < 0.1

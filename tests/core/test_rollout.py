@@ -25,6 +25,8 @@ def staged(backend):
     v1, v2 = register_dummy("m"), register_dummy("m", payload=b"other")
     registry.promote(actor=SYSTEM, model="m", version=v1.version, stage="production")
     registry.promote(actor=SYSTEM, model="m", version=v2.version, stage="staging")
+    # Clicks in these tests are recorded with their requests: none is still on its way.
+    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 0}})
     return v1.version, v2.version
 
 
