@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from api import direct, log_writer, render
+from api import direct, log_writer, render, shadow
 from api.keys import (
     REQUIRES_KEY,
     KeyCheck,
@@ -185,6 +185,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     )
     ProcessCollector(registry=metrics_registry)  # CPU seconds, resident memory, open files
     sampler = resources.Sampler("api")
+    scorer = shadow.ShadowScorer(registry=metrics_registry)
     catalog = Catalog()
     logger = PredictionLogger(
         registry=metrics_registry, writer=log_writer.for_database(get_settings())
@@ -207,6 +208,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             catalog.start()
             logger.start()
             sampler.start()
+            scorer.start()
         else:
             catalog.refresh()
         # What start-up built (catalogue, models, ORM metadata, routes) lives as long as the
@@ -217,6 +219,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         yield
         gc.unfreeze()
         sampler.stop()
+        scorer.stop()
         catalog.stop()
         logger.stop()
 
@@ -230,7 +233,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
         # request even with no provider configured.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.state.catalog, app.state.logger = catalog, logger
+    app.state.catalog, app.state.logger, app.state.shadow = catalog, logger, scorer
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -320,6 +323,14 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             user_id=body.user_id,
         )
         logger.add(record)
+        rate, candidate = served.shadow_rate, served.canary
+        if rate and candidate is not None and variant == "production" and random.random() < rate:
+            scorer.submit(
+                shadow.Sample(
+                    served.model, version, candidate, prefs, mask, body.lat, body.lng,
+                    body.k, record.request_id, record.places, record.categories,
+                )
+            )  # fmt: skip
         observe, count = meters_of(served.model, version, variant)
         observe.observe(elapsed)
         count.inc()
@@ -376,6 +387,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
             "serving": {m: s.production.version.version for m, s in catalog.models.items()},
             "errors": catalog.errors,
             "log": log_state,
+            "shadow": scorer.state(),
         }
 
     @app.get("/models", openapi_extra=REQUIRES_KEY)

@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from core import predict, registry
+from core import predict, registry, shadow
 from core.config import redact
 from core.entities import ModelInfo
 from core.errors import CoreError
@@ -29,7 +29,8 @@ class Served:
     production: predict.LoadedVersion
     canary: predict.LoadedVersion | None
     canary_share: float
-    key: tuple[str | None, str | None, float]
+    key: tuple[str | None, str | None, float, float]
+    shadow_rate: float = 0.0  # share of production's requests the staging version shadows
 
     def pick(self, user_id: str | None, fallback: float) -> tuple[predict.LoadedVersion, str]:
         """Sticky split: a user's hash decides, so the same user keeps their variant."""
@@ -73,7 +74,8 @@ class Catalog:
     def _refresh_model(self, info: ModelInfo) -> None:
         if info.production is None:
             return
-        key = (info.production, info.staging, float(info.canary_share))
+        rate = shadow.rate_of(info.settings) if info.staging is not None else 0.0
+        key = (info.production, info.staging, float(info.canary_share), rate)
         current = self.models.get(info.name)
         if current is not None and current.key == key:
             return
@@ -86,7 +88,9 @@ class Catalog:
             self.errors[info.name] = f"kept the previous versions: {exc}"
             log.error("not switching %s: %s", info.name, exc)
             return
-        self.models[info.name] = Served(info.name, prod, canary, float(info.canary_share), key)
+        self.models[info.name] = Served(
+            info.name, prod, canary, float(info.canary_share), key, rate
+        )
         self.errors.pop(info.name, None)
         log.info(
             "serving %s: production %s, canary %s at %.0f%%",

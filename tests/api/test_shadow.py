@@ -1,0 +1,142 @@
+"""Shadow evaluation: the staging version scores live requests off the response path.
+
+The comparison rules are checked on small lists; the scorer's queue on its own (it never
+blocks, and counts what it drops); and a real API process, with a sample rate set in the
+registry, stores per request what the staging version would have shown, which is exactly
+what that version recommends for the same user (and nothing of it reaches the log or the
+rollups that the A/B readout counts).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from api.shadow import Sample, ShadowScorer
+from core import datasets, monitoring, predict, registry, shadow, training
+from core.auth import SYSTEM
+from core.generator import generate_users
+from tests.api.test_rollout_e2e import KEY, _free_port
+from tests.conftest import PROJECT_ROOT
+from tests.jobs.conftest import wait_for
+
+
+def test_compare_counts_overlap_gains_losses_and_category_shift():
+    c = shadow.compare(["a", "b", "c", "d"], ["x", "x", "y", "y"], ["b", "a", "e", "f"],
+                       ["x", "x", "z", "z"], 4)  # fmt: skip
+    assert c.overlap == 0.5 and c.gained == ["e", "f"] and c.lost == ["c", "d"]
+    assert c.category_shift == pytest.approx(0.5)
+    same = shadow.compare(["a"], ["x"], ["a"], ["x"], 1)
+    assert (same.overlap, same.gained, same.lost, same.category_shift) == (1.0, [], [], 0.0)
+    assert shadow.compare(["a"], ["x"], [], [], 1).category_shift == 1.0
+    assert shadow.rate_of({"shadow": {"rate": "nonsense"}}) == 0.0
+    assert shadow.rate_of({"shadow": {"rate": 3}}) == 1.0
+
+
+def _sample(loaded: predict.LoadedVersion) -> Sample:
+    prefs = np.zeros(29)
+    prefs[0] = 5
+    return Sample("m", "1.0.0", loaded, prefs, prefs > 0, 40.4168, -3.7038, 5, "r", [], [])
+
+
+def test_a_full_queue_drops_and_counts_without_waiting(sqlite_backend, tmp_path: Path):
+    loaded = _popularity(tmp_path)
+    scorer = ShadowScorer(capacity=10)  # not started: nothing drains the queue
+    started = time.perf_counter()
+    accepted = sum(scorer.submit(_sample(loaded)) for _ in range(1000))
+    assert time.perf_counter() - started < 0.5
+    assert accepted == 10 and scorer.drops["queue_full"] == 990
+    scorer.cpu_budget, scorer.tokens = 0.0, 0.0  # a budget spent: samples are dropped, not scored
+    scorer.score(_sample(loaded))
+    assert scorer.drops["over_budget"] == 1 and not scorer.pending
+
+
+def _popularity(tmp_path: Path) -> predict.LoadedVersion:
+    path = tmp_path / "users.csv"
+    generate_users(300, seed=4).to_csv(path, index=False)
+    data = datasets.ingest(path, name="users", actor=SYSTEM).label
+    v = training.train(actor=SYSTEM, family="popularity", dataset=data, model="m").version
+    return predict.load_version(v)
+
+
+@pytest.mark.slow
+def test_live_requests_are_shadow_scored_by_the_staging_version(sqlite_backend, tmp_path):
+    path = tmp_path / "users.csv"
+    generate_users(300, seed=5).to_csv(path, index=False)
+    data = datasets.ingest(path, name="users", actor=SYSTEM).label
+    prod, staging = (
+        training.train(
+            actor=SYSTEM, family="popularity", dataset=data, model="rec", params={"shrinkage": s}
+        ).version.version
+        for s in (5.0, 0.0)
+    )
+    registry.update_model(actor=SYSTEM, name="rec", settings={"gates": {}})
+    registry.promote(actor=SYSTEM, model="rec", version=prod, stage="production")
+    registry.promote(actor=SYSTEM, model="rec", version=staging, stage="staging")
+    shadow.set_rate(actor=SYSTEM, model="rec", rate=1.0)
+    port = _free_port()
+    base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
+    env = {**base_env, **sqlite_backend.env, "API_KEYS": KEY}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    bodies = []
+    try:
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=30) as c:
+
+            def up() -> bool:
+                try:
+                    return bool(c.get("/health").json().get("serving"))
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(up, timeout=60, what="the API to serve")
+            rng = np.random.default_rng(1)
+            for i in range(40):
+                ratings = [int(x) for x in rng.choice([0, 0, 0, 2, 4, 5], 29)]
+                body = {"ratings": ratings, "lat": 40.42, "lng": -3.70, "k": 5, "user_id": f"u{i}"}
+                r = c.post("/recommend", json=body)
+                assert r.status_code == 200 and r.json()["variant"] == "production"
+                bodies.append((body, r.json()))
+            wait_for(
+                lambda: shadow.summary("rec").requests == 40,
+                timeout=30,
+                what="40 shadow scores",
+            )
+            state = c.get("/health").json()["shadow"]
+            assert state["scored"] == 40 and sum(state["dropped"].values()) == 0
+    finally:
+        server.terminate()
+        server.wait(30)
+    s = shadow.summary("rec")
+    assert s.shadow_version == staging and s.production_versions == [prod] and s.errors == 0
+    assert 0 <= s.overlap_mean <= 1 and s.latency_p50_ms > 0
+    # Each stored comparison is that of the staging version's own recommendation.
+    body, served = bodies[0]
+    expected = predict.recommend(
+        "rec", staging, [body["ratings"]], lat=body["lat"], lng=body["lng"], k=5
+    )
+    c = shadow.compare(
+        [p["place_id"] for p in served["places"]],
+        [p["category"] for p in served["places"]],
+        [p.place_id for p in expected],
+        [p.category for p in expected],
+        5,
+    )
+    row = shadow.score_of(served["request_id"])
+    assert row is not None
+    assert (row.overlap, row.gained, row.lost) == (c.overlap, c.gained, c.lost)
+    # Shadow scoring is no served traffic: the log and the rollups hold production only.
+    assert monitoring.count_logs("rec") == 40
+    assert {b.requests for b in monitoring.traffic("rec", since=row.ts, variant="canary")} <= {0}
