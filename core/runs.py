@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     select,
     update,
 )
@@ -280,6 +281,14 @@ def list_runs(
     with transaction(write=False) as s:
         rows = s.scalars(stmt.order_by(RunRow.id.desc()).limit(limit)).all()
         return [to_info(r, with_log=False) for r in rows]
+
+
+def count_by_status() -> dict[str, int]:
+    """How many runs are in each status, every status named (the worker's /metrics)."""
+    with transaction(write=False) as s:
+        rows = s.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).tuples()
+        found = {status: int(n) for status, n in rows}
+    return {status: found.get(status, 0) for status in STATUSES}
 
 
 def queued_ids(limit: int = 100) -> list[int]:

@@ -76,6 +76,10 @@ class Options:
     """Seconds between looks at running rollout plans (core.rollout): a broken guardrail is
     rolled back within this long of the evidence reaching the rollups."""
 
+    metrics_port: int | None = None
+    """Port of the worker's Prometheus /metrics (jobs.metrics); None: not served."""
+    metrics_host: str = "127.0.0.1"
+
     @property
     def renew_s(self) -> float:
         return max(0.5, self.lease_ttl_s / 3)
@@ -335,8 +339,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         default=defaults.rollout_s,
         help="seconds between looks at running rollout plans",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=defaults.metrics_port,
+        help="serve the worker's Prometheus /metrics on this port (default: off)",
+    )
+    p.add_argument("--metrics-host", default=defaults.metrics_host, help="address of /metrics")
     p.add_argument("-v", "--verbose", action="store_true", help="also log APScheduler's chatter")
     args = p.parse_args(argv)
+    if args.metrics_port is not None and not 1 <= args.metrics_port <= 65535:
+        p.error("--metrics-port must be from 1 to 65535")
     checked = ("poll", "sync", "heartbeat", "drift_check", "lease_ttl", "resources", "monitor")
     for name in (*checked, "rollout"):
         if getattr(args, name) <= 0:
@@ -355,6 +368,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, bool]:
         resources_s=args.resources,
         monitor_s=args.monitor,
         rollout_s=args.rollout,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     return options, args.verbose
 
@@ -374,6 +389,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, verbose = parse_args(argv)
     configure_logging(verbose)
     worker = Worker(options)
+    if options.metrics_port is not None:
+        from jobs import metrics
+
+        try:
+            metrics.serve(worker.worker_id, options.metrics_port, options.metrics_host)
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            print(
+                f"error: cannot serve /metrics on port {options.metrics_port}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name

@@ -27,6 +27,15 @@ if [ "${1:-}" = --dev ] && ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+if [ "${1:-}" = --dev ] && ! command -v promtool >/dev/null 2>&1; then
+    # promtool checks and unit-tests deploy/prometheus/ (tests/integrations/test_prometheus.py).
+    echo "installing Prometheus' promtool from Debian's packages for the rule tests" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # Compile the request path (ranking, forward pass) once into its cache (__pycache__), so that
 # no server or test process pays the few seconds of compilation on its first request.
 .venv/bin/python -c "from core import predict; predict.warm_up()"
