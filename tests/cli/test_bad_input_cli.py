@@ -296,3 +296,10 @@ def test_full_output_folder_exits_1_and_leaves_nothing(tmp_path: Path, command: 
     assert status == 1, err
     assert_one_line(err, "no space left", str(disk))
     assert listing.read_text().split() == []  # no partial file, no temporary file
+
+
+def test_out_into_a_missing_folder_creates_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "not" / "yet" / "users.parquet"
+    assert main(["data", "generate", "--users", "50", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 50
+    assert [p.name for p in out.parent.iterdir()] == ["users.parquet"]  # no temporary left
