@@ -294,11 +294,12 @@ def predictions_of(ratings: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-REFERENCE_USERS = 2000  # validation users predicted for a reference (enough for 29 columns)
+REFERENCE_USERS = 2000  # held-out users predicted for a reference (enough for 29 columns)
 
 
 def prediction_reference(version: VersionInfo) -> tuple[pd.DataFrame, str]:
-    """The version's predictions on its own validation users, computed once and stored.
+    """The version's predictions on the users its training held out (validation and test),
+    computed once and stored.
 
     A reference that exists from the first window (the traffic of the first days was the
     reference before, so a version served for the first time had none, and an episode that
@@ -316,7 +317,8 @@ def prediction_reference(version: VersionInfo) -> tuple[pd.DataFrame, str]:
     ratings, label = cached_reference_ratings(version)
     matrix = ratings.to_numpy(dtype=float)
     seed = int((version.metadata.get("split") or {}).get("seed", 0))
-    rows = splits.split_users(matrix, seed=seed).valid
+    split = splits.split_users(matrix, seed=seed)
+    rows = np.sort(np.concatenate([split.valid, split.test]))  # users training never saw
     if len(rows) == 0:
         rows = np.arange(len(matrix))
     rows = rows[:REFERENCE_USERS]
@@ -326,7 +328,7 @@ def prediction_reference(version: VersionInfo) -> tuple[pd.DataFrame, str]:
     predicted = predict.load_version(version).model.predict(users, users > 0)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, ratings=users, predicted=np.asarray(predicted, dtype=np.float32))
-    source = f"{version.label} on {len(rows)} validation users of {label}"
+    source = f"{version.label} on {len(rows)} held-out users of {label}"
     try:
         with transaction() as s:
             s.add(

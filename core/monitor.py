@@ -976,7 +976,12 @@ def health_by_version(model: str) -> pd.DataFrame:
         return pd.DataFrame(
             columns=["version", "created_at", "trigger", "windows", *health.METRICS]
         )
-    versions = {v.version: v for v in registry.list_versions(model=model, page_size=10_000).items}
+    versions = {}
+    for version in by_version:
+        try:
+            versions[version] = registry.get_version(model, version)
+        except NotFound:  # a version deleted since it served
+            pass
     out = []
     for version, figs in by_version.items():
         info = versions.get(version)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import alerts, drift_store, monitoring
+from core import alerts, drift_store, monitor, monitoring
 from core.alerts import Alert
 from core.drift_store import DriftRecord
 from core.monitoring import Summary
@@ -148,3 +148,63 @@ def _open_alerts(registry_key: str, model: str) -> list[Alert]:
 def alerts_changed() -> None:
     """Forget alert reads after a resolve, so the page shows the new state at once."""
     _open_alerts.clear()
+
+
+# ------------------------------------------------------------------------ the monitoring job
+
+
+def job_status(model: str) -> monitor.JobStatus:
+    """When the worker last computed this model's windows and when the next is due."""
+    return _job_status(registry_key(), model)
+
+
+@st.cache_data(ttl=ALERTS_TTL, max_entries=32, show_spinner=False)
+def _job_status(registry_key: str, model: str) -> monitor.JobStatus:
+    return monitor.status(model)
+
+
+def health(model: str, *, days: int) -> pd.DataFrame:
+    """Label-free health figures per window (long format), for the period."""
+    return _health(registry_key(), model, days)
+
+
+@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
+def _health(registry_key: str, model: str, days: int) -> pd.DataFrame:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    return monitor.health_frame(monitor.results(model, kind="health", since=since))
+
+
+def health_by_version(model: str) -> pd.DataFrame:
+    return _health_by_version(registry_key(), model)
+
+
+@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
+def _health_by_version(registry_key: str, model: str) -> pd.DataFrame:
+    return monitor.health_by_version(model)
+
+
+def production_changes(model: str) -> list[tuple[str, dt.datetime]]:
+    """(version, since) of each production version: the marks on the health chart."""
+    return _production_changes(registry_key(), model)
+
+
+@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
+def _production_changes(registry_key: str, model: str) -> list[tuple[str, dt.datetime]]:
+    from core import registry
+
+    return [(v, since) for v, since, _ in registry.production_history(model)]
+
+
+def latest_results(model: str, *, limit: int = 40) -> list[monitor.MonitorResult]:
+    return _latest_results(registry_key(), model, limit)
+
+
+@st.cache_data(ttl=ALERTS_TTL, max_entries=32, show_spinner=False)
+def _latest_results(registry_key: str, model: str, limit: int) -> list[monitor.MonitorResult]:
+    return list(reversed(monitor.results(model, limit=limit)))
+
+
+def monitor_changed() -> None:
+    """A recomputation was queued: show it at once."""
+    _job_status.clear()
+    _latest_results.clear()

@@ -267,3 +267,67 @@ def resources(frame: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title="CPU (cores)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title="memory (MB)", rangemode="tozero", row=2, col=1)
     return _layout(fig, height=420, title="Service resources (API and worker processes)")
+
+
+def health_over_time(
+    frame: pd.DataFrame, metric: str, label: str, changes: list[tuple[str, Any]]
+) -> go.Figure:
+    """One health figure per window and variant, with a mark where production changed."""
+    fig = go.Figure()
+    part = frame[frame["metric"] == metric]
+    for i, (variant, rows) in enumerate(part.groupby("variant", sort=False)):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["window_start"],
+                y=rows["value"],
+                mode="lines+markers" if len(rows) <= 60 else "lines",
+                name=str(variant),
+                line={"color": _colour(str(variant), i), "width": 1.6},
+                customdata=rows["version"],
+                hovertemplate="%{x}<br>%{y:.3f} (version %{customdata})<extra></extra>",
+            )
+        )
+    if not part.empty:
+        lo, hi = part["window_start"].min(), part["window_start"].max()
+        for version, since in changes:
+            if lo <= since <= hi:
+                fig.add_vline(x=since, line={"dash": "dot", "color": "#888", "width": 1})
+                fig.add_annotation(
+                    x=since,
+                    y=1,
+                    yref="paper",
+                    text=f"→ {version}",
+                    showarrow=False,
+                    xanchor="left",
+                    yanchor="top",
+                    font={"size": 11},
+                )
+    fig.update_yaxes(title=None)
+    return _layout(fig, title=label)
+
+
+def health_across_versions(frame: pd.DataFrame, metrics: dict[str, str]) -> go.Figure:
+    """Each version's mean health over its production windows, versions in creation order:
+    a feedback loop that narrows the catalogue shows as a line falling retrain after retrain."""
+    fig = go.Figure()
+    labels = [
+        f"{v} ({t})" if t else str(v)
+        for v, t in zip(frame["version"], frame["trigger"], strict=True)
+    ]
+    for i, (name, label) in enumerate(metrics.items()):
+        if name not in frame or frame[name].isna().all():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=labels,
+                y=frame[name],
+                mode="lines+markers",
+                name=label,
+                line={"color": _colour(label, i), "width": 1.6},
+                customdata=frame["windows"],
+                hovertemplate="%{x}<br>%{y:.3f} over %{customdata} windows<extra></extra>",
+            )
+        )
+    fig.update_xaxes(type="category", title=None)
+    fig.update_yaxes(title=None)
+    return _layout(fig, title="Across versions (mean over each version's production windows)")

@@ -1,19 +1,23 @@
-"""Monitoring: how a model is served: volume, latency, errors and clicks over time, and alerts.
+"""Monitoring: how a model is served and what its lists look like, over time, and alerts.
 
-Everything comes from the hourly rollups ``core`` keeps beside the prediction log (a year of
+Traffic comes from the hourly rollups ``core`` keeps beside the prediction log (a year of
 traffic is a few thousand rows, however many millions of requests it was), split by variant
-(the production version and its canary). Open alerts are listed for everyone; operators
-resolve them here, and ``core`` checks the role again when they do.
+(the production version and its canary). Drift, service checks and the label-free
+recommendation health come from the worker's monitoring job (``core.monitor``), which computes
+each window of live traffic once it has ended; the page shows when that last happened and when
+the next window is due, and operators may ask the worker to recompute. Open alerts are listed
+for everyone; operators resolve them here, and ``core`` checks the role again when they do.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pandas as pd
 import streamlit as st
 
-from core import alerts
+from core import alerts, health, monitor
 from core.errors import BadInput
 from dashboard import cache, insight_cache, monitor_cache, monitor_charts, session, ui
 
@@ -59,6 +63,52 @@ c[3].metric("p50 latency", _ms(summary.latency_p50_ms))
 c[4].metric("p99 latency", _ms(summary.latency_p99_ms))
 if not summary.requests:
     st.caption("No request was logged in the last 24 hours.")
+
+# ------------------------------------------------------------------------ the monitoring job
+
+job = monitor_cache.job_status(m.name)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return "—" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+minutes = job.window.total_seconds() / 60
+window_text = f"{minutes / 60:g} h" if minutes >= 60 else f"{minutes:g} min"
+st.caption(
+    f"Monitoring job: windows of {window_text}; last window computed up to "
+    f"{_when(job.last_window_end)} (at {_when(job.last_computed_at)}); next due "
+    f"{_when(job.next_due_at)}."
+    + (f" {job.failed} window results failed (see Jobs)." if job.failed else "")
+    + (
+        f" {job.pending_requests} recomputation waiting for the worker."
+        if job.pending_requests
+        else ""
+    )
+)
+if actor.can("operate"):
+    with st.popover("Recompute", icon=":material/refresh:"):
+        span = st.selectbox(
+            "Windows from",
+            ["the last hour", "the last 24 hours", "the last 7 days"],
+            key=f"{P}_recompute_span",
+        )
+
+        def _recompute() -> None:
+            hours = {"the last hour": 1, "the last 24 hours": 24, "the last 7 days": 168}[span]
+
+            def action() -> str:
+                monitor.request_recompute(
+                    actor=session.acting(),
+                    model=m.name,
+                    since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours),
+                )
+                return f"The worker will recompute {m.name}'s windows of {span} at its next look."
+
+            ui.guarded(action)
+            monitor_cache.monitor_changed()
+
+        st.button("Queue for the worker", key=f"{P}_recompute", on_click=_recompute)
 
 # ------------------------------------------------------------------------ over time
 
@@ -120,6 +170,42 @@ else:
         st.caption(f"Service resources are kept for {RESOURCE_DAYS} days.")
     st.plotly_chart(monitor_charts.resources(usage), key=f"{P}_resources")
 
+# ------------------------------------------------------------------------ health
+
+st.subheader("Recommendation health", anchor=False)
+frame_h = monitor_cache.health(m.name, days=days)
+if frame_h.empty:
+    st.caption(
+        "No window holds health figures in this period. The worker computes them from the "
+        "served lists of each window with enough requests: catalogue coverage, popularity bias, "
+        "Gini of exposure, novelty, category diversity, personalisation, and the list churn of "
+        "a new production version."
+    )
+else:
+    names = {k: v[0] for k, v in health.METRICS.items() if k in set(frame_h["metric"])}
+    chosen = st.segmented_control(
+        "Figure",
+        list(names),
+        key=f"{P}_health_metric",
+        default=next(iter(names)),
+        format_func=lambda k: names[k],
+        required=True,
+    ) or next(iter(names))
+    st.plotly_chart(
+        monitor_charts.health_over_time(
+            frame_h, chosen, names[chosen], monitor_cache.production_changes(m.name)
+        ),
+        key=f"{P}_health",
+    )
+by_version = monitor_cache.health_by_version(m.name)
+if len(by_version) >= 2:
+    st.plotly_chart(
+        monitor_charts.health_across_versions(
+            by_version,
+            {k: health.METRICS[k][0] for k in ("coverage", "diversity", "personalisation", "gini")},
+        ),
+        key=f"{P}_health_versions",
+    )
 # ------------------------------------------------------------------------ alerts
 
 st.subheader("Open alerts", anchor=False)
@@ -188,4 +274,35 @@ else:
         st.caption(
             f"Operators resolve alerts once they have acted on them; as a {actor.role} you "
             "can follow them here."
+        )
+
+# ------------------------------------------------------------------------ windows
+
+with st.expander("Latest windows"):
+    latest = monitor_cache.latest_results(m.name)
+    if not latest:
+        st.caption("The worker has computed no window of this model yet.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "window": r.window_start,
+                        "version": r.version,
+                        "variant": r.variant,
+                        "kind": r.kind,
+                        "status": r.status.replace("_", " ")
+                        + (" (provisional)" if r.provisional else ""),
+                        "requests": r.rows,
+                        "figures": monitor.summarise(r),
+                        "computed": r.computed_at,
+                    }
+                    for r in latest
+                ]
+            ),
+            hide_index=True,
+            column_config={
+                "window": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                "computed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+            },
         )

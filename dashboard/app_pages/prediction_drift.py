@@ -1,8 +1,9 @@
-"""Prediction drift: does the model answer today as it answered in a reference window?
+"""Prediction drift: does the model answer today as it answered its own held-out users?
 
-Each stored result compares the predicted score of each of the 29 categories and the top
-recommended category of a window of logged predictions with those of a reference window of the
-same model's traffic, with the tests ``core`` pins per column type (normed Wasserstein distance
+Each stored result (computed by the worker's monitoring job) compares the predicted score of
+each of the 29 categories and the top predicted category of a window of logged predictions with
+the serving version's predictions on the users its training held out (computed once per
+version, so a reference exists from the first window), with the tests ``core`` pins per column type (normed Wasserstein distance
 for the scores, Jensen-Shannon distance for the category). Predictions drift when the users'
 tastes move or when a new version answers differently; the page draws the results over time,
 the latest result's columns, one column's distribution on both sides, and Evidently's full
@@ -29,10 +30,10 @@ models = cache.models()
 if not models:
     ui.empty_state(
         "No model is registered yet. For each model this page will show how its predictions "
-        "drift away from those of a reference window of its traffic: the share of drifted "
+        "drift away from its predictions on the users its training held out: the share of drifted "
         "columns and each predicted category score's drift over time, the columns of the "
         "latest result, reference and current distributions side by side (including the top "
-        "recommended category), and Evidently's full report.\n\n"
+        "predicted category), and Evidently's full report.\n\n"
         "Bootstrap a demo with `python -m core demo`, or train and promote a model and replay "
         "traffic through it with `python -m core simulate NAME`."
     )
@@ -43,15 +44,15 @@ records, frame = monitor_cache.drift_history(m.name, KIND)
 if not records:
     ui.empty_state(
         f"No prediction drift result for {ui.md(m.name)} yet. Each result compares the "
-        "predicted category scores and the top recommended category of a window of logged "
-        "predictions with those of a reference window of the same model's traffic; here you "
+        "predicted category scores and the top predicted category of a window of logged "
+        "predictions with the version's predictions on the users its training held out; here you "
         "will see the share of drifted columns and each column's score over time, the columns "
         "of the latest result, reference against current distributions, and Evidently's full "
         "report on demand.\n\n"
-        "The worker computes a result for every window once a reference window of traffic "
-        "exists. To see it now, replay generated users through the production version: "
-        f"`python -m core simulate {m.name} --days 14 --drift-from-day 7` (the first three "
-        "simulated days are the reference)."
+        "The worker's monitoring job computes a result for every window of live traffic with "
+        "enough requests, once the window has ended (`python -m core monitor run --now` computes "
+        "the current one too). To see it now, replay generated users through the production "
+        f"version: `python -m core simulate {m.name} --days 14 --drift-from-day 7`."
     )
     st.stop()
 

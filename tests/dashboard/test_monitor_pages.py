@@ -62,7 +62,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         ).version.version
         registry.promote(actor=SYSTEM, model=MODEL, version=first, stage="production")
         registry.promote(actor=SYSTEM, model=MODEL, version=second, stage="staging")
-        registry.update_model(actor=SYSTEM, name=MODEL, canary_share=0.3)
+        registry.update_model(
+            actor=SYSTEM,
+            name=MODEL,
+            canary_share=0.3,
+            # A hundred requests a day: judged by day (the monitoring job's window).
+            settings={"monitor_window_minutes": 24 * 60, "monitor_min_rows": 50},
+        )
         quiet = training.train(
             actor=SYSTEM, family="popularity", dataset=ds.label, model=QUIET
         ).version.version
@@ -231,7 +237,7 @@ def test_evidently_report_on_demand(simulated: Path) -> None:
 
 def test_prediction_drift_page_draws_scores_and_the_top_category(simulated) -> None:
     records = drift_store.history(MODEL, "prediction")
-    assert len(records) == 2  # days 3 and 4 against the first three days
+    assert len(records) == 5  # every day, against the version's held-out users
     latest = drift_store.get(records[-1].id)
     at = open_page("prediction")
     assert {m.label: m.value for m in at.metric}["Drift share (latest)"] == (
@@ -250,7 +256,7 @@ def test_prediction_drift_page_draws_scores_and_the_top_category(simulated) -> N
     stored = latest.summaries["top category"]
     assert bars[0]["x"] == stored["values"]
     assert sum(bars[1]["y"]) == pytest.approx(1.0)
-    assert "traffic" in _text(at)  # the reference is a window of the model's own traffic
+    assert "held-out users" in _text(at)  # the version's own predictions are the reference
 
 
 # ------------------------------------------------------------------------ monitoring
@@ -264,7 +270,7 @@ def test_monitoring_page_shows_traffic_per_variant(simulated) -> None:
     assert metrics["Click-through"] == (f"{summary.click_through:.1%}" if summary.requests else "—")
 
     figures = charts(at)
-    assert len(figures) == 4
+    assert len(figures) == 5  # volume, latency, errors, clicks, recommendation health
     volume = _figure(at, "volume")["data"]
     by_variant = {t["name"]: sum(t["y"]) for t in volume if t["type"] == "bar"}
     assert set(by_variant) == {"production", "canary"}
@@ -287,6 +293,33 @@ def test_monitoring_page_shows_traffic_per_variant(simulated) -> None:
     assert "this period is shown by day" in _text(at)
     assert len(_figure(at, "errors")["data"][0]["x"]) == day
     assert sum(sum(t["y"]) for t in _figure(at, "volume")["data"] if t["type"] == "bar") == 500
+
+
+def test_monitoring_page_shows_the_jobs_windows_and_health(simulated) -> None:
+    from core import monitor
+
+    stored = monitor.results(MODEL, kind="health")
+    at = open_page("monitoring")
+    text = _text(at)
+    assert "Monitoring job: windows of 24 h" in text and "next due" in text
+    health = _figure(at, "health")["data"]
+    assert {t["name"] for t in health} == {"production"}  # the canary's days are too small
+    points = sum(len(t["y"]) for t in health)
+    assert points == sum(r.status == "ok" for r in stored) == 5
+    # Another figure, and the windows' table with their figures in words.
+    at.segmented_control(key="monitoring_health_metric").set_value("diversity").run()
+    assert_clean(at)
+    assert all(0 <= y <= 1 for t in _figure(at, "health")["data"] for y in t["y"])
+    windows = next(d.value for d in at.dataframe if "figures" in d.value.columns)
+    assert {"traffic", "data", "prediction", "health"} <= set(windows["kind"])
+    assert windows["figures"].str.contains("requests").any()
+    # A viewer cannot queue a recomputation; an operator can, and the worker is told.
+    assert not [b for b in at.button if b.key == "monitoring_recompute"]
+    op = open_page("monitoring", "olga")
+    op.button(key="monitoring_recompute").click().run()
+    assert_clean(op)
+    assert monitor.status(MODEL).pending_requests == 1
+    assert "1 recomputation waiting for the worker" in _text(op)
 
 
 def test_an_operator_resolves_alerts_and_a_viewer_cannot(simulated) -> None:
