@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import leader, registry, runs, schedules
+from core import leader, monitor, registry, runs, schedules
 from core.db import utcnow
 from core.errors import BadInput, CoreError
 from core.runs import POLICIES, RunInfo
@@ -43,6 +43,41 @@ else:
         "the dashboard with `python -m jobs.worker`.",
         icon=":material/warning:",
     )
+
+# ------------------------------------------------------------------------ monitoring
+
+
+def _monitoring_failures() -> None:
+    """Windows the worker's monitoring job could not compute (it retries them)."""
+    failed = monitor.failures(limit=20)
+    if not failed:
+        return
+    st.warning(
+        f"The monitoring job failed on {len(failed)} recent window result"
+        f"{'s' if len(failed) != 1 else ''}; the worker retries each up to "
+        f"{monitor.MAX_ATTEMPTS} times, and the other models' windows go on.",
+        icon=":material/monitor_heart:",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": f"{r.model}@{r.version}",
+                    "variant": r.variant,
+                    "kind": r.kind,
+                    "window": r.window_start,
+                    "attempts": r.attempts,
+                    "error": r.message,
+                }
+                for r in failed
+            ]
+        ),
+        hide_index=True,
+        column_config={"window": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+
+
+_monitoring_failures()
 
 # ------------------------------------------------------------------------ schedules
 

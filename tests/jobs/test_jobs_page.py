@@ -124,3 +124,50 @@ def test_run_now_from_the_page_is_picked_up_by_the_worker(
     assert done.peak_rss_mb is not None and f"{done.peak_rss_mb:,.0f} MB" in text
     table = next(d.value for d in at.dataframe if "peak memory (MB)" in d.value.columns)
     assert table.loc[table["run"] == run_id, "peak memory (MB)"].item() == done.peak_rss_mb
+
+
+def test_monitoring_failures_are_shown_with_their_error(accounts: RegistryEnv) -> None:
+    import datetime as dt
+
+    from core import monitor, monitoring, registry, training
+
+    ds = ingest(accounts.root, users=200)
+    version = training.train(
+        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
+    ).version.version
+    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
+    registry.update_model(
+        actor=SYSTEM,
+        name="recsys",
+        settings={"monitor_window_minutes": 1, "monitor_min_rows": 5},
+    )
+    at = open_jobs("victor")
+    assert "monitoring job failed" not in _text(at)
+    start = monitor.align(dt.datetime.now(dt.UTC), dt.timedelta(minutes=1)) - dt.timedelta(
+        minutes=2
+    )
+    monitoring.write_batch(
+        [
+            monitoring.PredictionRecord(
+                model="recsys",
+                version=version,
+                variant="production",
+                ratings=[1.0] * 29,
+                k=1,
+                places=["p"],
+                categories=["museums"],
+                scores=[0.5],
+                latency_ms=1.0,
+                predicted=[1.0] * 29,
+                ts=start + dt.timedelta(seconds=i),
+            )
+            for i in range(10)
+        ]
+    )
+    (accounts.data / ds.path).write_bytes(b"tampered")  # the reference cannot be read
+    monitor.run_due(model="recsys")
+    at = open_jobs("victor")
+    assert "monitoring job failed on 2 recent window results" in _text(at)
+    table = next(d.value for d in at.dataframe if "error" in d.value.columns)
+    assert set(table["kind"]) == {"data", "prediction"}
+    assert table["error"].str.contains("was modified").all()
