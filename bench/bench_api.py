@@ -8,6 +8,12 @@ a load-generator process (asyncio keep-alive connections) sending 1,000 differen
 1,000 different places.
 Targets (issue 7): ≥ 1,000 requests/s, p99 ≤ 25 ms, and ≥ 50 % of the plain endpoint's
 throughput. It also checks that every successful response was logged.
+
+    .venv/bin/python bench/bench_api.py --shadow 0.1 [--rounds 6]
+
+instead drives one API process whose model has a staging version, with shadow scoring
+(``api.shadow``) switched off and on (sampling 10 % of production's requests) in alternating
+rounds (issue 21: p50 and throughput within noise of shadow off).
 """
 
 from __future__ import annotations
@@ -153,11 +159,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="API processes")
+    parser.add_argument(
+        "--shadow", type=float, metavar="RATE", help="compare shadow scoring off and on at RATE"
+    )
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         url, key, _ = args.client
         print(json.dumps(asyncio.run(drive(url, args.seconds, args.concurrency, key))))
+        return
+    if args.shadow is not None:
+        shadow_bench(args)
         return
     tmp = scratch_registry()
     from core import legacy, monitoring, registry
@@ -245,6 +257,92 @@ def main() -> None:
             ["target", "measured", "met"],
         )
     )
+
+
+def shadow_bench(args: argparse.Namespace) -> None:
+    """One API process, shadow scoring off and on in alternating rounds (the same process,
+    so the comparison is not one of two processes' luck)."""
+    import httpx
+
+    scratch_registry()
+    from core import legacy, registry, shadow
+    from core.auth import SYSTEM
+
+    d = ROOT / "data" / "planwise" / "legacy_model"
+    versions = [
+        legacy.import_legacy(
+            actor=SYSTEM,
+            model_file=d / "autoencoder.h5",
+            scaler_file=d / "scaler.save",
+            name="autoencoder",
+        ).version
+        for _ in range(2)
+    ]
+    registry.promote(actor=SYSTEM, model="autoencoder", version=versions[0], stage="production")
+    registry.promote(actor=SYSTEM, model="autoencoder", version=versions[1], stage="staging")
+    env = dict(os.environ, API_KEYS="bench-key", PYTHONPATH=str(ROOT))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "api", "--port", str(port)], cwd=ROOT, env=env)
+    off, on = "shadow off", f"shadow on ({args.shadow:.0%} sampled)"
+    rounds: dict[str, list[dict]] = {off: [], on: []}
+    try:
+        wait_up(port)
+        for _ in range(args.rounds):
+            for name, rate in ((off, 0.0), (on, args.shadow)):
+                shadow.set_rate(actor=SYSTEM, model="autoencoder", rate=rate)
+                time.sleep(2.5)  # the API re-reads the registry every second
+                before = cpu_seconds(server.pid)
+                result = drive_round(port, args, env)
+                result["cpu_us"] = (cpu_seconds(server.pid) - before) / result["requests"]
+                rounds[name].append(result)
+        health = httpx.get(
+            f"http://127.0.0.1:{port}/health", headers={"X-API-Key": "bench-key"}
+        ).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    summary = {name: pooled(r) for name, r in rounds.items()}
+    print(
+        table(
+            [
+                [
+                    name,
+                    r["requests"],
+                    r["failures"],
+                    f"{r['rps']:.0f}",
+                    " / ".join(f"{x['rps']:.0f}" for x in rounds[name]),
+                    f"{r['p50']:.2f} ms",
+                    " / ".join(f"{percentile(x['latencies'], 50):.2f}" for x in rounds[name]),
+                    f"{r['p99']:.1f} ms",
+                    f"{r['cpu_us'] * 1e6:.0f} µs",
+                ]
+                for name, r in summary.items()
+            ],
+            ["mode", "requests", "failures", "requests/s (median)", "per round", "p50",
+             "p50 per round", "p99", "server CPU a request"],
+        )
+    )  # fmt: skip
+    rps = [b["rps"] / a["rps"] for a, b in zip(rounds[off], rounds[on], strict=True)]
+    p50 = [
+        percentile(b["latencies"], 50) / percentile(a["latencies"], 50)
+        for a, b in zip(rounds[off], rounds[on], strict=True)
+    ]
+    spread = [x["rps"] / median([y["rps"] for y in rounds[off]]) for x in rounds[off]]
+    print(
+        table(
+            [
+                ["throughput on / off (median of paired rounds)", f"{median(rps):.1%}",
+                 ", ".join(f"{x:.0%}" for x in rps)],
+                ["p50 on / off (median of paired rounds)", f"{median(p50):.1%}",
+                 ", ".join(f"{x:.0%}" for x in p50)],
+                ["noise: shadow-off rounds / their median", "",
+                 ", ".join(f"{x:.0%}" for x in spread)],
+                ["shadow scores stored / dropped (queue full, over budget)",
+                 str(health["shadow"]["scored"]), str(health["shadow"]["dropped"])],
+            ],
+            ["comparison", "median", "rounds"],
+        )
+    )  # fmt: skip
 
 
 def drive_round(port: int, args: argparse.Namespace, env: dict[str, str]) -> dict:

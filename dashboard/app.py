@@ -54,6 +54,7 @@ PRODUCT: dict[str, list[tuple[str, str, str, str]]] = {
     "Operate": [
         ("deploy.py", "Deploy", ":material/rocket_launch:", "deploy"),
         ("jobs.py", "Jobs", ":material/schedule:", "jobs"),
+        ("rollout.py", "Rollout", ":material/trending_up:", "rollout"),
     ],
     "Monitor": [
         ("data_drift.py", "Data drift", ":material/ssid_chart:", "data-drift"),
