@@ -65,17 +65,17 @@ for target in postgres store balancer training serving; do
     DOCKER_BUILDKIT=0 docker build --quiet --network host -f deploy/Dockerfile \
         --target "$target" --build-arg BASE_IMAGE="$BASE" \
         --build-arg CODE_REVISION="$CODE_REVISION" \
-        -t "planwise-$target:$IMAGE_TAG" . >/dev/null
+        -t "planwise-$target:$IMAGE_TAG" . >/tmp/verify-deploy-build.log 2>&1 \
+        || { tail -n 30 /tmp/verify-deploy-build.log >&2; exit 1; }
     SIZES[$target]=$(docker image inspect -f '{{.Size}}' "planwise-$target:$IMAGE_TAG")
 done
 build_s=$(( $(date +%s) - started ))
 
 say "checking the serving image holds no TensorFlow"
-docker run --rm "planwise-serving:$IMAGE_TAG" python -c '
-import importlib, importlib.util, pkgutil, sys
-import api.app, dashboard.app_pages as pages  # what the API and the dashboard load
-for m in pkgutil.iter_modules(pages.__path__):
-    importlib.import_module(f"dashboard.app_pages.{m.name}")
+docker run --rm -e PYTHONWARNINGS=ignore "planwise-serving:$IMAGE_TAG" sh -c 'python -c "$0" 2>/tmp/err || { cat /tmp/err >&2; exit 1; }' '
+import importlib.util, sys
+# what the API and the dashboard load (the pages run on import: the dashboard stack runs them)
+import api.app, core.predict, dashboard.cache, dashboard.charts, dashboard.monitor_cache
 assert importlib.util.find_spec("tensorflow") is None, "tensorflow is installed"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
 assert not loaded, loaded
