@@ -34,6 +34,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements 
 
 
 class PredictionLogRow(Base):
+    """One served request. On PostgreSQL the table is partitioned by day of ``ts`` (migration
+    ``0009_log_partitions``, :mod:`core.log_partitions`): its keys there hold ``ts``, the
+    primary key ``(id, ts)`` and the request id unique with its time, ``(request_id, ts)``.
+    SQLite keeps the plain table declared here."""
+
     __tablename__ = "prediction_logs"
     __table_args__ = (
         Index("ix_prediction_logs_model_ts", "model", "ts"),
