@@ -104,6 +104,29 @@ class Settings(BaseSettings):
         gt=0,
         description="A dashboard session without activity for this long is signed out.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="Also log every training run to this MLflow tracking server (optional); "
+        "MLflow being down never fails a training.",
+    )
+    mlflow_experiment: str = Field(
+        default="planwise-monitor",
+        min_length=1,
+        description="MLflow experiment that training runs are logged under.",
+    )
+    mlflow_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Tries at logging one training run to MLflow before giving up on it.",
+    )
+    mlflow_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Timeout of one MLflow request, so a server that is down costs a "
+        "training seconds, not minutes.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def import_legacy(
     dataset: str | None = None,
     description: str = "",
     seed: int = 0,
+    extra_metadata: Mapping[str, Any] | None = None,
 ) -> VersionInfo:
+    """``extra_metadata`` adds lineage from where the files came (MLflow, an upload)."""
     require(actor, "operate", "import models")
     for path, what in ((model_file, "--model-file"), (scaler_file, "--scaler")):
         if not path.is_file():
@@ -110,6 +113,7 @@ def import_legacy(
         "activations": [layer.activation for layer in net.layers],
         "baseline": baseline,
         "evaluated_on": None if info is None else info.label,
+        **dict(extra_metadata or {}),
     }
     with artifacts.staging_dir() as staged:
         shutil.copyfile(model_file, staged / keras_file)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core import artifacts, datasets, evaluation, ranking, registry, splits
+from core import artifacts, datasets, evaluation, mlflow_sync, ranking, registry, splits
 from core.auth import Actor, require
 from core.categories import CATEGORIES
 from core.datasets import DatasetInfo
@@ -169,6 +169,19 @@ def train(
         "slices": slices["marginals"],
         "slice_cells": slices["cells"],
     }
+    tracked = mlflow_sync.log_training(  # never raises; None when MLflow is not configured
+        model=name,
+        family=family,
+        params=instance.params,
+        history=history,
+        metrics=metrics,
+        baseline=baseline,
+        dataset=info,
+        seed=seed,
+        description=description,
+    )
+    if tracked is not None:
+        extra["mlflow"] = tracked
     with artifacts.staging_dir() as staged:
         instance.save(staged)
         version = registry.register_version(
@@ -183,6 +196,7 @@ def train(
             description=description or instance.describe(),
             metadata=extra,
         )
+    mlflow_sync.link_version(tracked, version)
     duration = time.perf_counter() - started
     progress(1.0, f"registered {version.label}")
     log.info("trained %s in %.1f s: %s", version.label, duration, metrics)
