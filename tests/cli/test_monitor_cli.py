@@ -149,6 +149,11 @@ def test_simulate_and_alerts(sqlite_backend, tmp_path: Path, capsys) -> None:
         actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
     ).version.version
     registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
+    registry.update_model(
+        actor=SYSTEM,
+        name="recsys",
+        settings={"monitor_window_minutes": 24 * 60, "monitor_min_rows": 30},
+    )
 
     args = ["--days", "4", "--users-per-day", "60", "--drift-from-day", "2"]
     status = main(["simulate", "recsys", *args, "--start", "2026-06-01"])
@@ -158,7 +163,7 @@ def test_simulate_and_alerts(sqlite_backend, tmp_path: Path, capsys) -> None:
         "recsys",
         4,
         240,
-        4 + 1,
+        4 + 4,  # data and prediction drift of each day, computed by the monitoring job
     )
     assert out["summary"].startswith("recsys: 240 requests over 4 days")
 
@@ -179,3 +184,95 @@ def test_simulate_and_alerts(sqlite_backend, tmp_path: Path, capsys) -> None:
     for argv, message in bad:
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err
+
+
+def test_monitor_run_computes_due_windows_and_alerts_list_their_figures(
+    sqlite_backend, tmp_path: Path, capsys
+) -> None:
+    import datetime as dt
+
+    import numpy as np
+
+    from core import monitor, monitoring, predict
+    from core.categories import CATEGORIES
+    from core.generator import DriftEpisode
+
+    users = tmp_path / "users.csv"
+    generate_users(600, seed=1).to_csv(users, index=False)
+    ds = datasets.ingest(users, name="madrid", actor=SYSTEM)
+    version = training.train(
+        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
+    ).version.version
+    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
+    registry.update_model(
+        actor=SYSTEM, name="recsys", settings={"monitor_window_minutes": 1, "monitor_min_rows": 50}
+    )
+    summer = generate_users(300, seed=2, drift=DriftEpisode(0))[list(CATEGORIES)].to_numpy(float)
+    loaded = predict.load("recsys")
+    now = dt.datetime.now(dt.UTC)
+    start = monitor.align(now, dt.timedelta(minutes=1)) - dt.timedelta(minutes=2)
+    monitoring.write_batch(
+        [
+            monitoring.PredictionRecord(
+                model="recsys",
+                version=version,
+                variant="production",
+                ratings=prefs.tolist(),
+                k=3,
+                places=["a", "b", "c"],
+                categories=["beaches", "museums", "zoo"],
+                scores=[0.9, 0.8, 0.7],
+                latency_ms=2.0,
+                predicted=loaded.model.predict(prefs[None, :], prefs[None, :] > 0)[0].tolist(),
+                ts=start + dt.timedelta(seconds=0.2 * i),
+            )
+            for i, prefs in enumerate(summer)
+        ]
+        + [
+            monitoring.PredictionRecord(
+                model="recsys",
+                version=version,
+                variant="production",
+                ratings=[1.0] * 29,
+                k=0,
+                places=[],
+                categories=[],
+                scores=[],
+                latency_ms=2.0,
+                ts=max(now, start + dt.timedelta(minutes=2)) + dt.timedelta(seconds=1),
+            )
+        ]
+    )
+    done = run_cli("monitor", "run", "--model", "recsys", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    kinds = {(r["kind"], r["status"], r["provisional"]) for r in report["results"]}
+    assert ("data", "ok", False) in kinds and ("traffic", "ok", False) in kinds
+    data = next(r for r in report["results"] if r["kind"] == "data" and r["status"] == "ok")
+    assert {"beaches", "swimming pools"} <= set(data["figures"]["drifted_columns"])
+    raised = {a["subject"]: a for a in report["alerts"]}
+    assert raised["data:beaches"]["columns"] == ["beaches"]
+    assert raised["data:beaches"]["figures"]["value"] > 0.3
+    # Nothing is due twice; --now adds the current window, provisional.
+    again = run_cli("monitor", "run", "--model", "recsys", "--now", "--json")
+    assert again.returncode == 0, again.stderr
+    current = json.loads(again.stdout)["results"]
+    assert any(r["provisional"] for r in current)  # (a window may also have closed since)
+    assert all(r["window_start"] > data["window_start"] for r in current)
+    # alerts --json: kind, model, version, variant, columns and figures.
+    assert main(["alerts", "--json"]) == 0
+    listed = {a["subject"]: a for a in json.loads(capsys.readouterr().out)}
+    beach = listed["data:beaches"]
+    assert (beach["kind"], beach["model"], beach["version"], beach["variant"]) == (
+        "feature_drift",
+        "recsys",
+        version,
+        "production",
+    )
+    assert beach["columns"] == ["beaches"] and beach["figures"]["threshold"] == 0.3
+    # The table for people, and one clear line for an unknown model.
+    table = run_cli("monitor", "run")
+    assert table.returncode == 0 and "windows computed" in table.stdout
+    assert main(["monitor", "run", "--model", "nope"]) == 2
+    assert "no model named 'nope'" in capsys.readouterr().err
+    assert np.isfinite(data["cpu_s"])
