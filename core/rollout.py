@@ -223,6 +223,30 @@ def start(
         ) from exc
 
 
+def set_share(*, actor: Actor, model: str, share: float) -> float:
+    """Set the staging version's share by hand (``python -m core canary``): refused while a
+    plan is live, since the plan holds the share (pause and resume keep it, abort returns it
+    to 0); checked in the same transaction that sets it."""
+    require(actor, "operate", "set the canary share")
+    if not (isinstance(share, int | float) and math.isfinite(share) and 0 <= share <= 1):
+        raise BadInput(f"canary share must be between 0 and 1, got {share}")
+    info = registry.get_model(model)
+    if info.staging is None and share > 0:
+        raise BadInput(f"{model} has no staging version to give a share of traffic")
+    with transaction() as s:
+        m = s.scalar(select(ModelRow).where(ModelRow.name == model).with_for_update())
+        if m is None:
+            raise NotFound(f"no model named {model!r}")
+        live = s.scalar(select(RolloutPlanRow).where(RolloutPlanRow.active_model == model))
+        if live is not None:
+            raise StageConflict(
+                f"rollout #{live.id} of {model} is {live.status} and holds the canary share; "
+                "abort it first (python -m core rollout abort)"
+            )
+        m.canary_share = float(share)
+    return float(share)
+
+
 def plans(model: str, *, limit: int = 20) -> list[Plan]:
     """The model's plans, newest first."""
     with transaction(write=False) as s:

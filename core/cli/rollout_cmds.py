@@ -88,14 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _canary(args: argparse.Namespace) -> int:
-    from core import registry
+    from core import registry, rollout
 
     ready()
-    info = registry.get_model(args.name)
-    if info.staging is None and args.share > 0:
-        raise BadInput(f"{args.name} has no staging version to give a share of traffic")
-    registry.update_model(actor=actor(args), name=args.name, canary_share=args.share)
-    print(f"canary share of {args.name} ({info.staging or 'no staging version'}): {args.share}")
+    share = rollout.set_share(actor=actor(args), model=args.name, share=args.share)
+    staging = registry.get_model(args.name).staging
+    print(f"canary share of {args.name} ({staging or 'no staging version'}): {share}")
     return 0
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import ab, registry, rollout, shadow
+from core import ab, rollout, shadow
 from core.errors import BadInput, CoreError
 from dashboard import cache, rollout_cache, session, ui
 from dashboard.charts import PALETTE
@@ -174,8 +174,8 @@ if operator:
         )  # fmt: skip
 
         def _set_share() -> str:
-            done = registry.update_model(actor=session.acting(), name=m.name, canary_share=share)
-            return _done(f"Canary share of {m.name} set to {done.canary_share:.0%}.")
+            done = rollout.set_share(actor=session.acting(), model=m.name, share=share)
+            return _done(f"Canary share of {m.name} set to {done:.0%}.")
 
         def _set_rate() -> str:
             done = shadow.set_rate(actor=session.acting(), model=m.name, rate=rate)

@@ -169,6 +169,9 @@ def test_rollout_commands(staged, capsys):
     for bad in (["--steps", "0.5,0.2,1"], ["--steps", "a,b"], ["--soak", "-1"]):
         assert main(["rollout", "start", "m", *bad]) == 2
         assert "Traceback" not in capsys.readouterr().err
+    assert main(["canary", "m", "--share", "0.5"]) == 2  # the plan holds the share
+    assert "holds the canary share" in capsys.readouterr().err
+    assert registry.get_model("m").canary_share == 0.1
     assert main(["rollout", "pause", "m"]) == 0 and main(["rollout", "resume", "m"]) == 0
     assert main(["rollout", "abort", "m", "--reason", "test"]) == 0
     assert "aborted" in capsys.readouterr().out
