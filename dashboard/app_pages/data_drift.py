@@ -42,9 +42,11 @@ if not records:
         "here you will see the share of drifted columns and each column's score over time, the "
         "columns of the latest result, reference against current distributions, and "
         "Evidently's full report on demand.\n\n"
-        "The worker computes a result for every window of logged predictions. To see it now, "
-        f"replay generated users through the production version: `python -m core simulate "
-        f"{m.name} --days 14 --drift-from-day 7` (a summer episode from day 7 on)."
+        "The worker's monitoring job computes a result for every window of live traffic with "
+        "enough requests once the window has ended (`python -m core monitor run --now` also "
+        "computes the current one). To see it now, replay generated users through the "
+        f"production version: `python -m core simulate {m.name} --days 14 --drift-from-day 7` "
+        "(a summer episode from day 7 on)."
     )
     st.stop()
 
