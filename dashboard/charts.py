@@ -305,6 +305,16 @@ def places_map(
         )
         fig.add_trace(
             go.Scatter(
+                x=[lng],
+                y=[lat],
+                mode="markers",
+                marker={"size": 14, "color": "black", "symbol": "x"},
+                name="user",
+                hoverinfo="name",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
                 x=place_lng,
                 y=place_lat,
                 mode="markers+text",
@@ -315,16 +325,6 @@ def places_map(
                 hovertext=hover,
                 hoverinfo="text",
                 name="places by rank",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[lng],
-                y=[lat],
-                mode="markers",
-                marker={"size": 14, "color": "black", "symbol": "x"},
-                name="user",
-                hoverinfo="name",
             )
         )
         fig.update_xaxes(range=[lng - span_lng, lng + span_lng], visible=False, constrain="domain")

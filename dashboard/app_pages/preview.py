@@ -255,7 +255,11 @@ with right:
         background = cache.catalogue_points()
         per_row = 1 if len(lists) == 1 else 2
         rows = -(-len(lists) // per_row)
-        height = MAP_HEIGHT if rows == 1 else MAP_HEIGHT // 2
+        # Maps keep distances true (as wide as tall around the user): half-width maps are
+        # drawn lower, so no band of empty paper sits above and below them.
+        height = (
+            MAP_HEIGHT if per_row == 1 else MAP_HEIGHT * 2 // 3 if rows == 1 else MAP_HEIGHT // 2
+        )
         labels = list(lists)
         for row in range(rows):
             cells = st.columns(per_row)
