@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import simulate
+from core import registry, simulate
 from core.auth import SYSTEM
 from core.generator import DriftEpisode
 from tests.browser.conftest import Server
@@ -18,6 +18,12 @@ pytestmark = pytest.mark.browser
 def test_drift_monitoring_explorer_and_report(server: Server, chromium: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
+    # Eighty requests a day: the monitoring job judges this model by day.
+    registry.update_model(
+        actor=SYSTEM,
+        name=MODEL,
+        settings={"monitor_window_minutes": 24 * 60, "monitor_min_rows": 50},
+    )
     simulate.simulate(actor=SYSTEM, model=MODEL, days=5, users_per_day=80, drift=DriftEpisode(3))
 
     with sync_api.sync_playwright() as p:
