@@ -92,7 +92,8 @@ def test_wilson_matches_the_closed_form():
 
 def _traffic(model: str, prod: str, canary: str, n: int, p_prod: float, p_canary: float, *,
              error_rate: float = 0.0, seed: int = 1, share: float = 0.5,
-             ago: dt.timedelta = dt.timedelta(0), clicks: bool = True) -> None:  # fmt: skip
+             ago: dt.timedelta = dt.timedelta(0), clicks: bool = True,
+             canary_ms: float = 3.0) -> None:  # fmt: skip
     rnd = random.Random(seed)
     ts = utcnow() - ago
     records = []
@@ -109,7 +110,7 @@ def _traffic(model: str, prod: str, canary: str, n: int, p_prod: float, p_canary
                 places=[] if failed else ["p1", "p2"],
                 categories=[] if failed else ["parks", "parks"],
                 scores=[] if failed else [1.0, 0.5],
-                latency_ms=3.0,
+                latency_ms=canary_ms if is_canary else 3.0,
                 error="boom" if failed else None,
                 ts=ts,
             )
@@ -186,3 +187,15 @@ def test_requests_still_waiting_for_their_clicks_are_not_counted(experiment):
     assert patient.decision == "inconclusive"
     assert patient.production.requests + patient.canary.requests == 1500
     assert abs(patient.difference) < 0.1
+
+
+def test_a_slow_canary_breaks_the_latency_guardrail_once_enough_requests_tell(experiment):
+    prod, canary = experiment
+    _traffic("m", prod, canary, 100, 0.3, 0.3, canary_ms=900.0)
+    early = next(g for g in ab.readout("m").guardrails if g.name == "latency_p99_ms")
+    assert early.status == "pending"  # fewer than min_latency_requests canary requests
+    _traffic("m", prod, canary, 400, 0.3, 0.3, canary_ms=900.0, seed=2)
+    r = ab.readout("m")
+    guard = next(g for g in r.guardrails if g.name == "latency_p99_ms")
+    assert guard.status == "failed" and guard.value > 500 and guard.production < 10
+    assert r.verdict == "failed"
