@@ -176,3 +176,17 @@ def test_rollout_commands(staged, capsys):
     assert main(["rollout", "abort", "m", "--reason", "test"]) == 0
     assert "aborted" in capsys.readouterr().out
     assert main(["rollout", "abort", "m"]) == 2
+
+
+def test_events_are_append_only_in_the_database(staged):
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    from core.db import transaction
+    from core.rollout_tables import RolloutEventRow
+
+    _start()
+    for statement in (update(RolloutEventRow).values(message="edited"), delete(RolloutEventRow)):
+        with pytest.raises(DBAPIError, match="append-only"), transaction() as s:
+            s.execute(statement)
+    assert [e.message for e in rollout.events(rollout.current("m").id)] == [""]

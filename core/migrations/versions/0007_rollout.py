@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=False),
     )
     op.create_index("ix_rollout_events_plan", "rollout_events", ["plan_id", "id"])
+    _make_events_append_only()
     op.create_table(
         "shadow_results",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -77,7 +78,32 @@ def upgrade() -> None:
     op.create_index("ix_shadow_results_model_ts", "shadow_results", ["model", "ts"])
 
 
+def _make_events_append_only() -> None:
+    """A rollout's events are its audit trail: the database refuses UPDATE and DELETE."""
+    if op.get_bind().dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER rollout_events_no_{verb.lower()} BEFORE {verb} ON rollout_events "
+                "BEGIN SELECT RAISE(ABORT, 'rollout events are append-only'); END"
+            )
+    else:
+        op.execute(
+            "CREATE FUNCTION rollout_events_append_only() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'rollout events are append-only'; END; $$ LANGUAGE plpgsql"
+        )
+        op.execute(
+            "CREATE TRIGGER rollout_events_append_only BEFORE UPDATE OR DELETE ON rollout_events "
+            "FOR EACH ROW EXECUTE FUNCTION rollout_events_append_only()"
+        )
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS rollout_events_no_update")
+        op.execute("DROP TRIGGER IF EXISTS rollout_events_no_delete")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS rollout_events_append_only ON rollout_events")
+        op.execute("DROP FUNCTION IF EXISTS rollout_events_append_only()")
     op.drop_index("ix_shadow_results_model_ts", table_name="shadow_results")
     op.drop_table("shadow_results")
     op.drop_index("ix_rollout_events_plan", table_name="rollout_events")
