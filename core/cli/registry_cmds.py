@@ -162,7 +162,8 @@ def _models_show(args: argparse.Namespace) -> int:
     v = registry.get_version(args.name, args.version)
     integrity = artifacts.check(v.artifact_dir, v.files)  # every file hashed, extras named
     if args.json:
-        print_json({**v.as_dict(), "integrity": integrity})
+        verdict = all(status == "ok" for status in integrity.values())
+        print_json({**v.as_dict(), "integrity": integrity, "integrity_ok": verdict})
         return 0
     print(f"{v.model} {v.version}  [{v.stage}]  family {v.family}")
     print(f"created {v.created_at:%Y-%m-%d %H:%M:%S} UTC by {v.created_by}")

@@ -129,3 +129,32 @@ def test_no_document_names_a_secret_store_nothing_reads() -> None:
     )
     if "st.secrets" not in code:
         assert "secrets.toml" not in docs
+
+
+def test_models_show_checks_integrity_as_documented(backend, capsys) -> None:
+    """docs/operations.md: ``models show`` reports the integrity of each version's files."""
+    from core import bootstrap, legacy
+    from core.auth import SYSTEM
+    from core.cli import main
+    from tests.core.test_legacy import LEGACY
+
+    assert "models show NAME VERSION` reports the integrity" in (
+        PROJECT_ROOT / "docs" / "operations.md"
+    ).read_text(encoding="utf-8").replace("\n", " ").replace("  ", " ")
+    bootstrap.ensure_ready()
+    v = legacy.import_legacy(
+        actor=SYSTEM, model_file=LEGACY / "autoencoder.h5", scaler_file=LEGACY / "scaler.save"
+    )
+    capsys.readouterr()
+    assert main(["models", "show", v.model, v.version, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["integrity_ok"] is True and set(shown["integrity"].values()) == {"ok"}
+
+    name = sorted(v.files)[0]
+    target = backend.artifacts / v.artifact_dir / name
+    target.write_bytes(target.read_bytes() + b"tampered")
+    assert main(["models", "show", v.model, v.version, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["integrity_ok"] is False and shown["integrity"][name] == "modified"
+    assert main(["models", "show", v.model, v.version]) == 0
+    assert f"integrity FAILED: {name}" in capsys.readouterr().out
