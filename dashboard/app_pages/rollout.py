@@ -23,7 +23,6 @@ from dashboard.charts import PALETTE
 
 P = "rollout"  # prefix of this page's state keys
 ARM_COLOURS = {"production": PALETTE[0], "canary": PALETTE[1]}
-STATUS_ICONS = {"ok": "✅", "failed": "❌", "pending": "⏳", "unknown": "·"}
 
 actor = session.actor()
 st.title("Rollout")
@@ -250,6 +249,7 @@ else:
                     x=x + x[::-1],
                     y=[p.high for p in rows] + [p.low for p in rows][::-1],
                     fill="toself",
+                    mode="lines",
                     fillcolor=colour,
                     opacity=0.2,
                     line={"width": 0},
@@ -285,7 +285,6 @@ else:
         pd.DataFrame(
             [
                 {
-                    "": STATUS_ICONS.get(g.status, ""),
                     "guardrail": g.name,
                     "status": g.status,
                     "canary": g.value,
