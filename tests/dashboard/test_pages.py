@@ -264,7 +264,7 @@ def test_user_text_is_never_rendered_as_html(populated) -> None:
         assert "unsafe_allow_html" not in source, path
         assert "st.html" not in source, path
     at = sign_in("admin")
-    open_page(at, "models")
+    open_page(at, "models", model=None)  # every model: the detail follows the filters
     at.selectbox(key="models_open").select(f"{BASELINE}@{populated.baseline}").run()
     assert_clean(at)
     assert any(t.value == BASELINE_DESCRIPTION for t in at.text), "shown verbatim, as text"
