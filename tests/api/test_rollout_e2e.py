@@ -4,13 +4,16 @@ Simulated users send requests and click the first place they are shown with a pr
 that depends on the arm that served them (the click model). A canary 20 % better in
 click-through is declared better by the A/B readout and rolled forward to production by the
 worker; a canary that fails a share of its requests breaks its error-rate guardrail and is
-rolled back by the worker within the plan's first step, with an alert and audit events, and
+rolled back by the worker within the plan's first step, with an alert (sent to the webhook) and
+audit events, and
 once the share is back at 0 no request fails.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
 import os
 import random
 import socket
@@ -95,8 +98,38 @@ class Traffic:
             t.join(60)
 
 
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    """The alert webhook's receiver: keeps every JSON body posted to it."""
+
+    received: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("Content-Length", 0))
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
-def served(sqlite_backend: RegistryEnv, tmp_path: Path) -> Iterator[dict[str, object]]:
+def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    _Hooks.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hooks.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(
+    sqlite_backend: RegistryEnv, tmp_path: Path, webhook: tuple[str, list[dict[str, object]]]
+) -> Iterator[dict[str, object]]:
     """Three popularity versions (production, a better one, a broken one), an API process
     that breaks the third, and a worker process that runs rollouts every half second."""
     path = tmp_path / "users.csv"
@@ -122,6 +155,7 @@ def served(sqlite_backend: RegistryEnv, tmp_path: Path) -> Iterator[dict[str, ob
         "FAULTY_VERSION": versions[2],
         "FAULTY_RATE": "0.3",
         "PYTHONUNBUFFERED": "1",
+        "ALERT_WEBHOOK_URL": webhook[0],
     }
     api_log = tmp_path / "api.log"
     with open(api_log, "wb") as fh:
@@ -145,7 +179,13 @@ def served(sqlite_backend: RegistryEnv, tmp_path: Path) -> Iterator[dict[str, ob
                 return False
 
         wait_for(up, timeout=60, what="the API to serve", logs=api_log.read_text)
-        yield {"base": base, "versions": versions, "workers": workers, "api_log": api_log}
+        yield {
+            "base": base,
+            "versions": versions,
+            "workers": workers,
+            "api_log": api_log,
+            "hooks": webhook[1],
+        }
     finally:
         workers.stop_all()
         api.terminate()
@@ -224,6 +264,10 @@ def test_better_canary_rolls_forward_and_broken_one_rolls_back(served):
     assert "error_rate" in trail[-1].message
     (alert,) = [a for a in alerts.list_alerts("rec") if a.kind == "rollout"]
     assert alert.version == broken and alert.status == "open"
+    assert alert.webhook is not None and alert.webhook.startswith("sent")
+    hooks = served["hooks"]
+    sent = [h for h in hooks if h["kind"] == "rollout"]  # type: ignore[union-attr]
+    assert [(h["version"], h["subject"]) for h in sent] == [(broken, f"rollout #{plan.id}")]
     statuses = {status for _, status, _, _ in traffic.responses}
     assert statuses <= {200, 500}, statuses  # the broken version's own failures, nothing else
     after = [r for r in traffic.responses if r[0] > rolled_back_at + SWITCH_LAG]
