@@ -4,9 +4,8 @@ Simulated users send requests and click the first place they are shown with a pr
 that depends on the arm that served them (the click model). A canary 20 % better in
 click-through is declared better by the A/B readout and rolled forward to production by the
 worker; a canary that fails a share of its requests breaks its error-rate guardrail and is
-rolled back by the worker within the plan's first step, with an alert (sent to the webhook) and
-audit events, and
-once the share is back at 0 no request fails.
+rolled back by the worker within the plan's first step, with an alert (sent to the webhook)
+and audit events, and once the share is back at 0 no request fails.
 """
 
 from __future__ import annotations
