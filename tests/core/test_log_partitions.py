@@ -159,6 +159,49 @@ def test_copy_stores_what_the_orm_stores_with_texts_copy_must_escape(pg) -> None
         ]
 
 
+@pytest.mark.parametrize("lengths", ["one length", "mixed lengths"])
+def test_copy_rounds_and_encodes_score_lists_as_the_orm_does(pg, lengths: str) -> None:
+    """Score lists of one length are rounded and encoded a column at a time; None, empty
+    lists, NumPy floats and, in the other batch, lists of several lengths among them."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(40):
+        width = 10 if lengths == "one length" or i % 3 else 4 + i % 5
+        failed = i % 7 == 3
+        records.append(
+            monitoring.PredictionRecord(
+                model="recsys",
+                version="1.0.0",
+                variant="production",
+                ratings=[float(x) for x in rng.integers(0, 6, 29)],
+                k=width,
+                places=[] if failed else [f"p{j}" for j in range(width)],
+                categories=[] if failed else ["museums"] * width,
+                scores=[] if failed else list(rng.random(width).astype(np.float32)),
+                predicted=None if failed else (rng.random(29) * 5 * 10.0 ** -(i % 9)).tolist(),
+                latency_ms=float(rng.random()),
+                error="boom" if failed else None,
+                ts=T0 + dt.timedelta(seconds=i),
+            )
+        )
+    assert monitoring.write_batch(records) == len(records)
+    twins = [
+        monitoring.PredictionRecord(**{**r.row(), "request_id": str(uuid.uuid4())}) for r in records
+    ]
+    with transaction() as s:
+        for t in twins:
+            s.execute(insert(PredictionLogRow), [t.row()])
+    with transaction(write=False) as s:
+        raw = s.connection().exec_driver_sql(
+            "SELECT request_id, scores::text, predicted::text FROM prediction_logs"
+        )
+        stored = {row[0]: row[1:] for row in raw}
+    for r, t in zip(records, twins, strict=True):
+        assert stored[r.request_id] == stored[t.request_id]
+
+
 def test_rows_copy_refuses_are_isolated_and_the_rest_written(pg) -> None:
     good = [rec(T0 + dt.timedelta(seconds=i)) for i in range(50)]
     bad_lat = rec(T0, lat="north")  # type: ignore[arg-type]
