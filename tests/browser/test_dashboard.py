@@ -134,6 +134,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
             # Audit: the stratified sample, its warnings, and a verdict.
             _open(page, "Audit", "Audit a version")
             expect(page.get_by_text("By taste segment")).to_be_visible()
+            page.get_by_test_id("stRadio").get_by_text("Approve").click()  # no default verdict
             page.get_by_placeholder("What you checked").fill("lists look right")
             page.get_by_role("button", name="Record verdict").click()
             expect(page.get_by_text(re.compile("Recorded: approve"))).to_be_visible()
