@@ -58,7 +58,9 @@ HEALTH_GUARDS = ("coverage", "mean_popularity", "diversity")
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm of the experiment over the readout's hours."""
+    """One arm of the experiment. ``requests`` and ``clicks`` are those old enough for their
+    clicks to have arrived (the click-through's); ``served`` and ``errors`` count every
+    request up to the readout's end, so a failing canary is seen at once."""
 
     version: str | None
     requests: int
@@ -68,6 +70,7 @@ class Arm:
     errors: int = 0
     error_rate: float = 0.0
     latency_p99_ms: float = float("nan")
+    served: int = 0
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -418,10 +421,13 @@ def readout(
     delay = params["click_delay_s"]
     a = _totals(model, prod_version, "production", since, until, delay) if prod_version else empty
     b = _totals(model, canary, "canary", since, until, delay) if canary else empty
+    # Errors and latency need no wait for clicks: every request up to now counts.
+    now_a = _totals(model, prod_version, "production", since, until, 0) if prod_version else empty
+    now_b = _totals(model, canary, "canary", since, until, 0) if canary else empty
     alpha, tau = params["alpha"], params["tau"]
     d, ci, decision = sequential(a.clicks, a.requests, b.clicks, b.requests, alpha=alpha, tau=tau)
     fixed = newcombe(a.clicks, a.requests, b.clicks, b.requests)
-    arm_a, arm_b = _arm(prod_version, a), _arm(canary, b)
+    arm_a, arm_b = _arm(prod_version, a, now_a), _arm(canary, b, now_b)
     detectable = params["mde"] * arm_a.ctr if a.requests else math.nan
     more: int | None = None
     hours: float | None = None
@@ -432,14 +438,14 @@ def readout(
             more = max(0, math.ceil(needed - total))
             span_h = max((until - since).total_seconds() / 3600, 1 / 60)
             hours = more / (total / span_h)
-    guards = guardrails(model, arm_a, arm_b, decision, params, b.bins)
+    guards = guardrails(model, arm_a, arm_b, decision, params)
     return Readout(
         model, since, until, arm_a, arm_b, d, ci, fixed, decision, alpha, tau, detectable,
         more, hours, guards,
     )  # fmt: skip
 
 
-def _arm(version: str | None, t: _Totals) -> Arm:
+def _arm(version: str | None, t: _Totals, now: _Totals) -> Arm:
     ctr = min(t.clicks, t.requests) / t.requests if t.requests else 0.0
     return Arm(
         version,
@@ -447,9 +453,10 @@ def _arm(version: str | None, t: _Totals) -> Arm:
         t.clicks,
         ctr,
         wilson(t.clicks, t.requests),
-        t.errors,
-        t.errors / t.requests if t.requests else 0.0,
-        monitoring.percentile_from_bins(t.bins.tolist(), 0.99),
+        now.errors,
+        now.errors / now.requests if now.requests else 0.0,
+        monitoring.percentile_from_bins(now.bins.tolist(), 0.99),
+        now.requests,
     )
 
 
@@ -459,15 +466,14 @@ def guardrails(
     canary: Arm,
     decision: str,
     params: Mapping[str, float],
-    canary_bins: np.ndarray,
 ) -> list[Guardrail]:
     """The canary's guardrails, blocking ones first (see :class:`Guardrail`)."""
     out: list[Guardrail] = []
     limit = params["max_error_rate"]
-    if canary.requests == 0:
+    if canary.served == 0:
         out.append(Guardrail("error_rate", "pending", None, limit, True, "no canary request yet"))
     else:
-        lo, hi = wilson(canary.errors, canary.requests, 1 - params["guard_alpha"])
+        lo, hi = wilson(canary.errors, canary.served, 1 - params["guard_alpha"])
         status = "failed" if lo > limit else "ok" if hi <= limit else "pending"
         out.append(
             Guardrail(
@@ -476,18 +482,18 @@ def guardrails(
                 canary.error_rate,
                 limit,
                 True,
-                f"{canary.errors} errors in {canary.requests} requests; "
+                f"{canary.errors} errors in {canary.served} requests; "
                 f"{100 * (1 - params['guard_alpha']):.0f} % interval [{lo:.4f}, {hi:.4f}]",
-                prod.error_rate if prod.requests else None,
+                prod.error_rate if prod.served else None,
             )
         )
     max_ms, need = params["max_p99_ms"], int(params["min_latency_requests"])
     p99 = canary.latency_p99_ms
-    if canary.requests < need:
+    if canary.served < need:
         out.append(
             Guardrail(
                 "latency_p99_ms", "pending", _finite(p99), max_ms, True,
-                f"{canary.requests} of {need} canary requests needed to judge p99",
+                f"{canary.served} of {need} canary requests needed to judge p99",
                 _finite(prod.latency_p99_ms),
             )
         )  # fmt: skip
@@ -495,7 +501,7 @@ def guardrails(
         out.append(
             Guardrail(
                 "latency_p99_ms", "ok" if p99 <= max_ms else "failed", p99, max_ms, True,
-                f"p99 {p99:.1f} ms over {canary.requests} canary requests",
+                f"p99 {p99:.1f} ms over {canary.served} canary requests",
                 _finite(prod.latency_p99_ms),
             )
         )  # fmt: skip

@@ -199,3 +199,15 @@ def test_a_slow_canary_breaks_the_latency_guardrail_once_enough_requests_tell(ex
     guard = next(g for g in r.guardrails if g.name == "latency_p99_ms")
     assert guard.status == "failed" and guard.value > 500 and guard.production < 10
     assert r.verdict == "failed"
+
+
+def test_errors_count_at_once_while_clicks_wait(experiment):
+    """A failing canary is judged on every request up to now, not only on those old enough
+    for their clicks (which would delay a rollback by the whole click delay)."""
+    prod, canary = experiment
+    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 120}})
+    _traffic("m", prod, canary, 800, 0.3, 0.3, error_rate=0.25)
+    r = ab.readout("m")
+    assert r.canary.requests == 0 and r.canary.served > 300  # no click-through yet
+    guard = next(g for g in r.guardrails if g.name == "error_rate")
+    assert guard.status == "failed" and r.verdict == "failed"
