@@ -62,8 +62,27 @@ def model_report(model: str, version: str) -> tuple[str, dict]:
     return report.build(model, version)
 
 
+# Bucket sizes to draw resource samples in (processes sample every 15 s), coarsest first.
+RESOURCE_BUCKETS = (("1h", 3600), ("15min", 900), ("5min", 300), ("1min", 60), ("15s", 15))
+RESOURCE_POINTS = 30  # the fewest points a line should have when the samples allow it
+
+
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)
 def resource_usage(days: int) -> pd.DataFrame:
-    """CPU and memory of the API and worker processes, in buckets fit for the period."""
-    bucket = "1min" if days <= 1 else "15min" if days <= 7 else "1h"
-    return resources.usage(since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days), bucket=bucket)
+    """CPU and memory of the API and worker processes, in buckets fit for the samples.
+
+    The bucket follows the time the samples actually cover, not the period asked for: an
+    hour of samples in hour buckets over a 30-day period was one point per process, a line
+    that draws nothing on an axis whose ticks were a millisecond apart.
+    """
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    raw = resources.history(since=since)
+    if raw.empty:
+        return resources.usage(since=since)
+    ts = pd.to_datetime(raw["ts"], utc=True)
+    span = (ts.max() - ts.min()).total_seconds()
+    bucket = next(
+        (name for name, size in RESOURCE_BUCKETS if span / size >= RESOURCE_POINTS),
+        RESOURCE_BUCKETS[-1][0],
+    )
+    return resources.usage(since=since, bucket=bucket)

@@ -46,3 +46,37 @@ def test_no_none_and_counted_words(populated, page: str) -> None:
     assert_clean(at)
     texts = [m.value for m in [*at.markdown, *at.caption, *at.info, *at.warning]]
     assert not [t for t in texts if re.search(r"\b1 categories\b|\bNone\b", t)]
+
+
+def test_service_resources_keep_a_line_when_samples_cover_little_of_the_period(
+    dash_registry,
+) -> None:
+    """Half an hour of samples over a 30-day period: drawn in buckets that leave a line."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from core.db import transaction, utcnow
+    from core.resources import ResourceSampleRow
+    from dashboard import insight_cache
+
+    now = utcnow()
+    with transaction() as s:
+        s.execute(
+            insert(ResourceSampleRow),
+            [
+                {
+                    "ts": now - dt.timedelta(seconds=15 * i),
+                    "kind": "api",
+                    "host": "h",
+                    "pid": 1,
+                    "cpu": 0.1,
+                    "rss_mb": 100.0 + i,
+                    "peak_rss_mb": 200.0,
+                }
+                for i in range(120)
+            ],
+        )
+    usage = insight_cache.resource_usage(30)
+    assert len(usage) >= insight_cache.RESOURCE_POINTS
+    assert usage["ts"].nunique() == len(usage)
