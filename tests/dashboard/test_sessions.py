@@ -81,7 +81,7 @@ def test_no_session_for_a_disabled_or_unknown_account(accounts: RegistryEnv) -> 
 
 
 def test_review_gates_refuses_a_move_that_cannot_happen(backend: RegistryEnv) -> None:
-    """"Review gates" for staging → staging showed green gates, then the promotion failed:
+    """ "Review gates" for staging → staging showed green gates, then the promotion failed:
     the preview refuses what the promotion refuses, before any gate is shown."""
     from core import registry
     from tests.helpers import register_dummy
