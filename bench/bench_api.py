@@ -287,8 +287,9 @@ def shadow_bench(args: argparse.Namespace) -> None:
     rounds: dict[str, list[dict]] = {off: [], on: []}
     try:
         wait_up(port)
-        for _ in range(args.rounds):
-            for name, rate in ((off, 0.0), (on, args.shadow)):
+        for i in range(args.rounds):
+            pair = ((off, 0.0), (on, args.shadow))
+            for name, rate in pair if i % 2 == 0 else pair[::-1]:  # order effects cancel
                 shadow.set_rate(actor=SYSTEM, model="autoencoder", rate=rate)
                 time.sleep(2.5)  # the API re-reads the registry every second
                 before = cpu_seconds(server.pid)
