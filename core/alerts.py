@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import monitoring
+from core import drift, monitoring
 from core.auth import Actor, require
 from core.config import get_settings
 from core.db import ModelRow, transaction, utcnow
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "drift_share": 0.3,  # share of drifted columns of one result
-    "feature_drift": 0.3,  # one column's drift score (three times the test threshold)
+    "feature_drift": drift.THRESHOLD,  # one column's drift score: the column has drifted
     "error_rate": 0.05,  # over the checked window
     "latency_p99_ms": 250.0,
     "min_requests": 50,  # below this a window's rates are noise
@@ -48,6 +48,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "health_personalisation_min": 0.0,
     "health_churn_max": 1.0,
 }
+NOISE_FACTOR = 4.0  # a column's score must reach this many times its sampling noise to alert
 KINDS = (
     "drift_share",
     "feature_drift",
@@ -256,16 +257,21 @@ def drift_conditions(
         )
     # Per-feature alerts are for inputs; predictions move together when inputs move, and the
     # share alert already says so.
+    # A column alerts at its threshold, or at NOISE_FACTOR times the score sampling alone
+    # gives windows of that size, whichever is higher: small windows no longer cry wolf.
     for column, d in columns.items() if kind == "data" else ():
-        if float(d["score"]) >= limits["feature_drift"]:
+        noise = float(d.get("noise") or 0.0)
+        bound = max(limits["feature_drift"], NOISE_FACTOR * noise)
+        if float(d["score"]) >= bound:
+            why = "" if bound == limits["feature_drift"] else f", {NOISE_FACTOR:g}× its noise"
             out.append(
                 Condition(
                     "feature_drift",
                     f"{prefix}{kind}:{column}",
                     float(d["score"]),
-                    limits["feature_drift"],
+                    bound,
                     f"{column!r} drifted for {model}{' (canary)' if prefix else ''} "
-                    f"({d['method']} {float(d['score']):.3f} ≥ {limits['feature_drift']})",
+                    f"({d['method']} {float(d['score']):.3f} ≥ {bound:.3g}{why})",
                 )
             )
     return out

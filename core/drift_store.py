@@ -36,6 +36,7 @@ KINDS = ("data", "prediction")
 class NoReference(BadInput):
     """A version without a training dataset has nothing to compare its traffic with."""
 
+
 PRED_PREFIX = "predicted: "
 TOP_CATEGORY = "top category"
 REPORTS_DIR = "reports"
@@ -153,7 +154,7 @@ def insert(
         n_current=result.n_current,
         drift_share=result.drift_share,
         dataset_drift=result.dataset_drift,
-        columns={c: d.as_dict() for c, d in result.columns.items()},
+        columns={c: d.as_dict(with_noise=True) for c, d in result.columns.items()},
         summaries=result.summaries,
         sampling=result.sampling,
     )
@@ -203,6 +204,32 @@ def history(
 
         rows = s.scalars(q.options(defer(DriftResultRow.summaries))).all()
         return [_record(r, with_summaries=False) for r in reversed(rows)]
+
+
+def drifted(record: DriftRecord, limits: dict[str, float]) -> bool:
+    """Whether a result shows drift worth acting on: whether it crosses an alert's threshold
+    (:func:`core.alerts.drift_conditions`, the one rule)."""
+    return bool(
+        alerts.drift_conditions(
+            limits,
+            model=record.model,
+            kind=record.kind,
+            drift_share=record.drift_share,
+            columns=record.columns,
+            rows=record.n_current,
+        )
+    )
+
+
+def onset(records: list[DriftRecord], limits: dict[str, float]) -> dt.datetime | None:
+    """When the current drift episode began: the start of the first window of the latest
+    unbroken run of drifted windows, or None when the latest window is calm."""
+    start = None
+    for r in reversed(records):
+        if not drifted(r, limits):
+            break
+        start = r.window_start
+    return start
 
 
 def history_frame(records: list[DriftRecord]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ then queue a retraining run through the retrain-on-drift policy of :mod:`core.sc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -514,7 +515,7 @@ def _data(model: str, p: _Pair, info: Any, needed: int, limits: dict[str, float]
     result = drift.compute(ref, current, numeric=list(CATEGORIES), trusted=True)
     if p.ok.attrs.get("step", 1) > 1:
         result.sampling += f"; logs thinned to every {p.ok.attrs['step']}th request by id"
-    columns = {c: d.as_dict() for c, d in result.columns.items()}
+    columns = {c: d.as_dict(with_noise=True) for c, d in result.columns.items()}
     conditions = alerts.drift_conditions(
         limits,
         model=model,
@@ -978,10 +979,8 @@ def health_by_version(model: str) -> pd.DataFrame:
         )
     versions = {}
     for version in by_version:
-        try:
+        with contextlib.suppress(NotFound):  # a version deleted since it served
             versions[version] = registry.get_version(model, version)
-        except NotFound:  # a version deleted since it served
-            pass
     out = []
     for version, figs in by_version.items():
         info = versions.get(version)

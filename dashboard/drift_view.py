@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import drift
+from core import drift, drift_store
 from core.drift_store import DriftRecord
 from core.entities import ModelInfo
 from core.errors import CoreError
@@ -94,13 +94,18 @@ def show(
         help="By default the columns that drift most in the latest result.",
     )
     threshold = float(next(iter(latest.columns.values()))["threshold"])
+    limits = monitor_cache.alert_thresholds(model.name)
+    began = drift_store.onset(records, limits)
+    if began is not None:
+        st.caption(f"The current drift episode began with the window of {ui.when(began)}.")
     st.plotly_chart(
         monitor_charts.drift_over_time(
             frame,
             features,
             threshold=threshold,
             dataset_share=drift.DRIFT_SHARE,
-            alert_share=monitor_cache.alert_thresholds(model.name)["drift_share"],
+            alert_share=limits["drift_share"],
+            onset=began,
         ),
         key=f"{prefix}_over_time",
     )

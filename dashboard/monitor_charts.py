@@ -49,6 +49,7 @@ def drift_over_time(
     threshold: float,
     dataset_share: float,
     alert_share: float | None = None,
+    onset: Any = None,
 ) -> go.Figure:
     """The share of drifted columns (top) and the chosen columns' scores (bottom) over time.
 
@@ -124,6 +125,18 @@ def drift_over_time(
         row=2,
         col=1,
     )
+    if onset is not None:  # the start of the current episode, on both panels
+        fig.add_vline(x=onset, line={"dash": "dot", "color": DRIFTED, "width": 1.5})
+        fig.add_annotation(
+            x=onset,
+            y=1.04,
+            xref="x",
+            yref="paper",
+            text="drift began",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 11, "color": DRIFTED},
+        )
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=1)
     fig.update_yaxes(rangemode="tozero", title="score", row=2, col=1)
     return _layout(fig, height=560, hovermode="closest")

@@ -3,11 +3,12 @@
 Each stored result (computed by the worker's monitoring job) compares the predicted score of
 each of the 29 categories and the top predicted category of a window of logged predictions with
 the serving version's predictions on the users its training held out (computed once per
-version, so a reference exists from the first window), with the tests ``core`` pins per column type (normed Wasserstein distance
-for the scores, Jensen-Shannon distance for the category). Predictions drift when the users'
-tastes move or when a new version answers differently; the page draws the results over time,
-the latest result's columns, one column's distribution on both sides, and Evidently's full
-report on demand. It reads stored results only, never the prediction log.
+version, so a reference exists from the first window), with the tests ``core`` pins per column
+type (normed Wasserstein distance for the scores, Jensen-Shannon distance for the category).
+Predictions drift when the users' tastes move or when a new version answers differently; the
+page draws the results over time, the latest result's columns, one column's distribution on
+both sides, and Evidently's full report on demand. It reads stored results only, never the
+prediction log.
 """
 
 from __future__ import annotations

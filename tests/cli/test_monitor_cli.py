@@ -75,7 +75,7 @@ def test_drift_prints_the_documented_json_and_writes_the_report(files, tmp_path:
     for column, d in out["columns"].items():
         assert set(d) == {"drifted", "method", "score", "threshold"}, column
         assert isinstance(d["drifted"], bool) and isinstance(d["score"], float)
-        assert d["method"] == "wasserstein" and d["threshold"] == 0.1
+        assert d["method"] == "wasserstein" and d["threshold"] == 0.3
     assert {c for c, d in out["columns"].items() if d["drifted"]} == set(SHIFTED)
     assert out["drift_share"] == pytest.approx(3 / 29) and out["dataset_drift"] is False
     assert html.stat().st_size > 100_000

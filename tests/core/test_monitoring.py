@@ -440,6 +440,10 @@ def test_simulated_traffic_leaves_logs_drift_results_and_alerts(backend, tmp_pat
     assert all(r.columns["beaches"]["score"] < 0.3 for r in data[:3])
     assert all(r.reference.startswith(f"recsys@{version} on ") for r in prediction)
     assert len(report.drifted_days) == 2
+    # The episode's onset: the first window of the latest unbroken run of drifted windows.
+    limits = alerts.thresholds("recsys")
+    assert drift_store.onset(data, limits) == start + dt.timedelta(days=3)
+    assert drift_store.onset(data[:3], limits) is None
 
     opened = alerts.list_alerts("recsys")
     assert report.alerts == len(opened)

@@ -23,6 +23,7 @@ from core import alerts, auth, drift_store, migrate, monitoring, registry, simul
 from core.auth import SYSTEM
 from core.config import reset_settings
 from core.generator import DriftEpisode
+from dashboard import ui
 from tests.conftest import make_env
 from tests.dashboard.builders import create_accounts, ingest_users
 from tests.dashboard.conftest import assert_clean, sign_in
@@ -208,6 +209,12 @@ def test_the_summer_episode_shows_in_the_drift_of_its_categories(simulated) -> N
     beaches = _figure(at, "over_time")["data"][1]["y"]
     assert max(beaches[:3]) < 0.3 < min(beaches[3:])
     assert [r.columns["beaches"]["score"] for r in records] == pytest.approx(beaches)
+    # The episode's start is marked, in words and on the chart.
+    began = records[3].window_start
+    print([c.value for c in at.caption])
+    assert f"The current drift episode began with the window of {ui.when(began)}" in _text(at)
+    shapes = _figure(at, "over_time")["layout"]["shapes"]
+    assert any(s.get("x0") and str(s["x0"]).startswith(f"{began:%Y-%m-%d}") for s in shapes)
 
 
 def test_evidently_report_on_demand(simulated: Path) -> None:

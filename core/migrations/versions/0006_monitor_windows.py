@@ -44,9 +44,7 @@ def upgrade() -> None:
             "model", "version", "variant", "kind", "window_start", name="uq_monitor_results_window"
         ),
     )
-    op.create_index(
-        "ix_monitor_results_model_start", "monitor_results", ["model", "window_start"]
-    )
+    op.create_index("ix_monitor_results_model_start", "monitor_results", ["model", "window_start"])
     op.create_table(
         "prediction_references",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
