@@ -177,6 +177,16 @@ def raise_alert(
     return None if alert is None else notify(alert)
 
 
+def raise_all(
+    *, model: str, version: str | None, conditions: list[Condition]
+) -> list[Alert]:
+    """Record each condition that is not open already, in one transaction; the new alerts
+    (webhooks sent after the commit)."""
+    with transaction() as s:
+        raised = [raise_in(s, model=model, version=version, condition=c) for c in conditions]
+    return [notify(a) for a in raised if a is not None]
+
+
 def raise_in(s: Any, *, model: str, version: str | None, condition: Condition) -> Alert | None:
     """Record an alert inside the caller's transaction unless the same condition is open.
 
@@ -294,20 +304,7 @@ def check_drift(
         columns=columns,
         rows=rows,
     )
-    raised = [
-        raise_alert(
-            model=model,
-            version=version,
-            kind=c.kind,
-            subject=c.subject,
-            value=c.value,
-            threshold=c.threshold,
-            message=c.message,
-            severity=c.severity,
-        )
-        for c in conditions
-    ]
-    return [a for a in raised if a is not None]
+    return raise_all(model=model, version=version, conditions=conditions)
 
 
 @dataclass(frozen=True)
@@ -427,20 +424,7 @@ def check_traffic(model: str, *, hours: int = 1, until: dt.datetime | None = Non
     conditions = traffic_conditions(
         thresholds(model), model=model, figures=figures, span=f"in the last {hours} h"
     )
-    raised = [
-        raise_alert(
-            model=model,
-            version=None,
-            kind=c.kind,
-            subject=c.subject,
-            value=c.value,
-            threshold=c.threshold,
-            message=c.message,
-            severity=c.severity,
-        )
-        for c in conditions
-    ]
-    return [a for a in raised if a is not None]
+    return raise_all(model=model, version=None, conditions=conditions)
 
 
 def list_alerts(
