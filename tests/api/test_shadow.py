@@ -1,7 +1,7 @@
 """Shadow evaluation: the staging version scores live requests off the response path.
 
-The comparison rules are checked on small lists; the scorer's queue on its own (it never
-blocks, and counts what it drops); and a real API process, with a sample rate set in the
+The comparison rules are checked on small lists; the scorer's pipe to its process on its own
+(it never blocks, and counts what it drops); and a real API process, with a sample rate set in the
 registry, stores per request what the staging version would have shown, which is exactly
 what that version recommends for the same user (and nothing of it reaches the log or the
 rollups that the A/B readout counts).
@@ -10,6 +10,7 @@ rollups that the A/B readout counts).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -46,16 +47,23 @@ def _sample(loaded: predict.LoadedVersion) -> Sample:
     return Sample("m", "1.0.0", loaded, prefs, prefs > 0, 40.4168, -3.7038, 5, "r", [], [])
 
 
-def test_a_full_queue_drops_and_counts_without_waiting(sqlite_backend, tmp_path: Path):
+def test_a_full_pipe_drops_and_counts_without_waiting(sqlite_backend, tmp_path: Path):
     loaded = _popularity(tmp_path)
-    scorer = ShadowScorer(capacity=10)  # not started: nothing drains the queue
-    started = time.perf_counter()
-    accepted = sum(scorer.submit(_sample(loaded)) for _ in range(1000))
-    assert time.perf_counter() - started < 0.5
-    assert accepted == 10 and scorer.drops["queue_full"] == 990
-    scorer.cpu_budget, scorer.tokens = 0.0, 0.0  # a budget spent: samples are dropped, not scored
-    scorer.score(_sample(loaded))
-    assert scorer.drops["over_budget"] == 1 and not scorer.pending
+    scorer = ShadowScorer()
+    scorer.start()
+    try:
+        os.kill(scorer.pid, signal.SIGSTOP)  # a scorer that has fallen behind
+        started = time.perf_counter()
+        accepted = sum(scorer.submit(_sample(loaded)) for _ in range(2000))
+        assert time.perf_counter() - started < 1.0
+        assert 0 < accepted < 2000 and scorer.drops["pipe_full"] == 2000 - accepted
+        big = _sample(loaded)
+        big = Sample(**{**big.__dict__, "places": ["x" * 100] * 100})
+        assert not scorer.submit(big) and scorer.drops["too_large"] == 1
+        os.kill(scorer.pid, signal.SIGCONT)
+    finally:
+        scorer.stop()
+    assert shadow.summary("m").requests == accepted  # the child stored what it was sent
 
 
 def _popularity(tmp_path: Path) -> predict.LoadedVersion:
@@ -115,7 +123,7 @@ def test_live_requests_are_shadow_scored_by_the_staging_version(sqlite_backend, 
                 what="40 shadow scores",
             )
             state = c.get("/health").json()["shadow"]
-            assert state["scored"] == 40 and sum(state["dropped"].values()) == 0
+            assert state["sent"] == 40 and sum(state["dropped"].values()) == 0
     finally:
         server.terminate()
         server.wait(30)
