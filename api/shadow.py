@@ -7,9 +7,9 @@ priority) reads the lines, ranks each request with the staging version, compares
 lists (``core.shadow.compare``) and stores the scores in batches.
 
 The scoring runs in another process rather than on a thread of the API: a thread shares the
-API's interpreter lock, and on the bench (``bench/bench_api.py --shadow``) a thread that used
-2 % of a core still cost the requests ~15 % of the process's CPU in lock hand-overs. Nothing
-is ever waited for:
+API's interpreter lock, and on the bench (``bench/bench_api.py --shadow``) a thread held to
+2 % of a core still raised the API's CPU a request from 206 to 240 µs (docs/rollout.md).
+Nothing is ever waited for:
 
 - a sample larger than the pipe writes atomically (``PIPE_BUF``) is dropped
   (``planwise_shadow_dropped{reason="too_large"}``), as is one that finds the pipe full

@@ -338,8 +338,9 @@ def shadow_bench(args: argparse.Namespace) -> None:
                  ", ".join(f"{x:.0%}" for x in p50)],
                 ["noise: shadow-off rounds / their median", "",
                  ", ".join(f"{x:.0%}" for x in spread)],
-                ["shadow scores stored / dropped (queue full, over budget)",
-                 str(health["shadow"]["scored"]), str(health["shadow"]["dropped"])],
+                ["shadow samples sent / dropped", str(health["shadow"]["sent"]),
+                 str(health["shadow"]["dropped"])],
+                ["shadow scores stored", str(shadow.summary("autoencoder").requests), ""],
             ],
             ["comparison", "median", "rounds"],
         )
