@@ -111,4 +111,4 @@ def test_health_is_bare_without_the_key(api) -> None:
     assert wrong.json() == {"status": "ok"}
     detail = httpx.get(f"{api}/health", headers=KEY).json()
     assert detail["serving"] == {"autoencoder": "1.0.0"}
-    assert set(detail) == {"status", "problems", "serving", "errors", "log"}
+    assert set(detail) == {"status", "problems", "serving", "errors", "log", "shadow"}
