@@ -35,6 +35,55 @@ from bench_monitoring import (
 from common import table
 
 YEAR_AT_100_RPS = 100 * 365 * 86400
+APPLICATION = "planwise-bench-log-scale"  # names the benchmark's connections on the server
+
+
+class CpuMeter:
+    """CPU seconds spent inside ``write_batch`` by this process, and by the database server's
+    backends while it ran (read from /proc when the server is on this machine): where a write
+    costs what, whatever else the machine is doing."""
+
+    def __init__(self, monitoring) -> None:  # noqa: ANN001
+        from core.db import get_engine
+
+        self.client = 0.0
+        self.server = 0.0
+        self.original = monitoring.write_batch
+        self.monitoring = monitoring
+        engine = get_engine()
+
+        def pids() -> list[int]:
+            with engine.connect() as conn:
+                return list(
+                    conn.exec_driver_sql(
+                        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{APPLICATION}'"
+                    ).scalars()
+                )
+
+        def server_cpu() -> float:
+            total = 0.0
+            for pid in pids():
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return total
+
+        def metered(records):  # noqa: ANN001, ANN202
+            c, s = time.process_time(), server_cpu()
+            try:
+                return self.original(records)
+            finally:
+                self.client += time.process_time() - c
+                self.server += server_cpu() - s
+
+        self.local = os.path.exists(f"/proc/{pids()[0]}/stat") if pids() else False
+        monitoring.write_batch = metered
+
+    def stop(self) -> None:
+        self.monitoring.write_batch = self.original
 
 
 def explorer_render() -> tuple[str, float, float]:
@@ -70,8 +119,9 @@ def main() -> None:
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     tmp = tempfile.mkdtemp(prefix="planwise-bench-")
+    sep = "&" if "?" in args.database else "?"
     os.environ.update(
-        DATABASE_URL=args.database,
+        DATABASE_URL=f"{args.database}{sep}application_name={APPLICATION}",
         DATABASE_SCHEMA=schema,
         ARTIFACTS_DIR=f"{tmp}/models",
         DATA_DIR=f"{tmp}/data",
@@ -99,9 +149,11 @@ def run(args, schema, log_partitions, monitoring, transaction, text) -> None:  #
     # by the writer, here once up front so that their creation is not in the write timing
     first_day = (now - dt.timedelta(days=args.days)).date()
     log_partitions.ensure_days(first_day + dt.timedelta(days=n) for n in range(args.days + 1))
+    cpu = CpuMeter(monitoring)
     t0 = time.perf_counter()
     spent = write_logs(args.rows, args.days, args.batch, version, now)
     wall = time.perf_counter() - t0
+    cpu.stop()
     rows = sum(n for n, _ in spent)
     inside = sum(s for _, s in spent)
     drift_s = store_drift_results(args.days, version, now)
@@ -139,6 +191,13 @@ def run(args, schema, log_partitions, monitoring, transaction, text) -> None:  #
             f"{rows / inside:,.0f} rows/s",
             "≥ 50,000",
             rows / inside >= 50_000,
+        ],
+        [
+            "CPU per row: writer process / database server",
+            f"{cpu.client / rows * 1e6:.1f} µs / "
+            + (f"{cpu.server / rows * 1e6:.1f} µs" if cpu.local else "(server not local)"),
+            "",
+            "",
         ],
         ["a day of drift results stored", f"{drift_s / args.days:.2f} s", "", ""],
     ]
