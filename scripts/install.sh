@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$( (cat requirements.txt; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$( (cat requirements.txt requirements-serving.txt; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     if [ "${1:-}" = --dev ]; then
