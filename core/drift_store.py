@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import alerts, artifacts, datasets, drift, monitoring, registry, splits
 from core.categories import CATEGORIES
+from core.config import get_settings
 from core.db import transaction, utcnow
 from core.entities import VersionInfo
 from core.errors import BadInput, NotFound
@@ -294,9 +295,13 @@ def reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _dataset_ratings(name: str, version: int) -> tuple[pd.DataFrame, str]:
+def _dataset_ratings(
+    data_root: str, name: str, version: int, sha256: str
+) -> tuple[pd.DataFrame, str]:
     """A dataset's 29 ratings, kept for the process (the job asks for the same few versions
-    every window; a dataset version never changes, and load_users checked its SHA-256)."""
+    every window; a dataset version never changes, and load_users checked its SHA-256).
+    Keyed by the data folder and the recorded hash too: two registries in one process (tests,
+    benchmarks) may both hold a ``madrid@1``."""
     info = datasets.get_dataset(name, version)
     return datasets.load_users(info)[list(CATEGORIES)].astype(float), info.label
 
@@ -307,7 +312,12 @@ def cached_reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
         raise NoReference(
             f"{version.label} records no training dataset, so its inputs have no reference"
         )
-    return _dataset_ratings(version.dataset.name, version.dataset.version)
+    return _dataset_ratings(
+        str(get_settings().data_root),
+        version.dataset.name,
+        version.dataset.version,
+        version.dataset.sha256,
+    )
 
 
 def predictions_of(ratings: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:

@@ -140,7 +140,8 @@ def test_canary_is_judged_apart_and_drift_names_the_shifted_columns(model) -> No
     listed = [a.as_dict() for a in alerts.list_alerts("recsys")]
     beach = next(a for a in listed if a["subject"] == "canary data:beaches")
     assert beach["variant"] == "canary" and beach["columns"] == ["beaches"]
-    assert beach["figures"]["value"] >= beach["figures"]["threshold"] == 0.3
+    # The column's bound: its threshold, or four times its sampling noise when that is higher.
+    assert beach["figures"]["value"] >= beach["figures"]["threshold"] >= 0.3
     # Prediction drift has a reference from the first window: the version's validation users.
     prediction = next(r for r in report.results if r.kind == "prediction")
     assert prediction.status == "ok"
