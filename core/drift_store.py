@@ -285,15 +285,6 @@ def latest(model: str, kind: str = "data", variant: str = "production") -> Drift
 # ------------------------------------------------------------------------ computing
 
 
-def reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
-    if version.dataset is None:
-        raise NoReference(
-            f"{version.label} records no training dataset, so its inputs have no reference"
-        )
-    info = datasets.get_dataset(version.dataset.name, version.dataset.version)
-    return datasets.load_users(info)[list(CATEGORIES)], info.label
-
-
 @functools.lru_cache(maxsize=16)
 def _dataset_ratings(
     data_root: str, name: str, version: int, sha256: str
@@ -307,7 +298,7 @@ def _dataset_ratings(
 
 
 def cached_reference_ratings(version: VersionInfo) -> tuple[pd.DataFrame, str]:
-    """:func:`reference_ratings`, cached per dataset version."""
+    """The version's training ratings (the data-drift reference), cached per dataset version."""
     if version.dataset is None:
         raise NoReference(
             f"{version.label} records no training dataset, so its inputs have no reference"
@@ -415,7 +406,7 @@ def data_drift(
 ) -> DriftRecord:
     """Inputs of the window against the serving version's training data; stored."""
     v = _version_at(model, version)
-    ref, label = reference or reference_ratings(v)
+    ref, label = reference or cached_reference_ratings(v)
     window = monitoring.window(model, start, end, version=v.version)
     if window.empty:
         raise BadInput(
@@ -438,43 +429,6 @@ def data_drift(
     )
 
 
-def prediction_drift(
-    model: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    reference_start: dt.datetime,
-    reference_end: dt.datetime,
-    html: bool = False,
-    seed: int = 0,
-) -> DriftRecord:
-    """Predictions of the window against those of a reference window; stored."""
-    current = prediction_frame(monitoring.window(model, start, end))
-    ref = prediction_frame(monitoring.window(model, reference_start, reference_end))
-    if current.empty or ref.empty:
-        empty = "current" if current.empty else "reference"
-        raise BadInput(f"the {empty} window of {model} holds no logged predictions")
-    result = drift.compute(
-        ref,
-        current,
-        numeric=[PRED_PREFIX + c for c in CATEGORIES],
-        categorical=[TOP_CATEGORY],
-        html=html,
-        seed=seed,
-    )
-    label = f"traffic {reference_start.isoformat()} – {reference_end.isoformat()}"
-    version = registry.find_version(model, "production")
-    return store(
-        model=model,
-        version=None if version is None else version.version,
-        kind="prediction",
-        window_start=start,
-        window_end=end,
-        reference=label,
-        result=result,
-    )
-
-
 def report_html(result_id: int) -> Path:
     """The Evidently report of a stored result, computed from its windows when first asked."""
     record = get(result_id)
@@ -486,7 +440,7 @@ def report_html(result_id: int) -> Path:
         if record.version is None:
             raise BadInput(f"drift result #{result_id} names no version")
         v = registry.get_version(record.model, record.version)
-        ref, _ = reference_ratings(v)
+        ref, _ = cached_reference_ratings(v)
         window = monitoring.window(
             record.model, record.window_start, record.window_end, version=record.version
         )
