@@ -35,10 +35,14 @@ from api.keys import (
 )
 from api.logger import PredictionLogger
 from api.serving import Catalog
-from core import bootstrap, catalogue, monitoring, predict, resources, text
-from core.categories import CATEGORIES, N_CATEGORIES
+from core import monitoring, text
+from core.accounts import bootstrap
 from core.config import get_settings
+from core.data import catalogue
+from core.data.categories import CATEGORIES, N_CATEGORIES
 from core.errors import CoreError
+from core.monitoring import resources
+from core.serving import predict
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from core import bootstrap, registry, tokens, uploads
-from core.auth import Actor, require
+from core import registry
+from core.accounts import bootstrap, tokens
+from core.accounts.auth import Actor, require
 from core.config import get_settings
 from core.db import DatabaseUnavailable
-from core.entities import StageChange, StageEvent, VersionInfo
 from core.errors import (
     AlreadyExists,
     ArtifactIntegrityError,
@@ -47,6 +47,8 @@ from core.errors import (
     PermissionDenied,
     StageConflict,
 )
+from core.registry.entities import StageChange, StageEvent, VersionInfo
+from core.training import uploads
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 512 * 1024**2  # one model file; the registry's artifacts are far smaller

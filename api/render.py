@@ -14,9 +14,9 @@ import threading
 
 import orjson
 
-from core.catalogue import Catalogue
-from core.categories import CATEGORIES
-from core.ranking import Ranked
+from core.data.catalogue import Catalogue
+from core.data.categories import CATEGORIES
+from core.serving.ranking import Ranked
 
 
 class PlacePieces:

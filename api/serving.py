@@ -14,10 +14,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from core import predict, registry, shadow
+from core import registry
 from core.config import redact
-from core.entities import ModelInfo
 from core.errors import CoreError
+from core.registry.entities import ModelInfo
+from core.rollout import shadow
+from core.serving import predict
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0

@@ -4,7 +4,7 @@ A request served by production may be handed here after its response is built
 (:meth:`ShadowScorer.submit`): one JSON line written to a non-blocking pipe, a few
 microseconds, never a wait. A child process (``python -m api.shadow``, at a lower CPU
 priority) reads the lines, ranks each request with the staging version, compares the two
-lists (``core.shadow.compare``) and stores the scores in batches.
+lists (``core.rollout.shadow.compare``) and stores the scores in batches.
 
 The scoring runs in another process rather than on a thread of the API: a thread shares the
 API's interpreter lock, and on the bench (``bench/bench_api.py --shadow``) a thread held to
@@ -38,10 +38,11 @@ import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from core import predict, shadow
-from core.categories import CATEGORIES
+from core.data.categories import CATEGORIES
 from core.db import utcnow
 from core.errors import CoreError
+from core.rollout import shadow
+from core.serving import predict
 
 log = logging.getLogger(__name__)
 

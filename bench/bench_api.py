@@ -54,7 +54,7 @@ async def recommend(body: Body) -> dict:
 def request_bodies(n: int) -> list[bytes]:
     """Varied users: sparse 0–5 ratings, each at a random place of the catalogue moved by up
     to ~300 m, so no two requests rank the same neighbourhood for the same tastes."""
-    from core import catalogue
+    from core.data import catalogue
 
     cat = catalogue.load()
     rng = random.Random(42)
@@ -172,8 +172,9 @@ def main() -> None:
         shadow_bench(args)
         return
     tmp = scratch_registry()
-    from core import legacy, monitoring, registry
-    from core.auth import SYSTEM
+    from core import monitoring, registry
+    from core.accounts.auth import SYSTEM
+    from core.training import legacy
 
     d = ROOT / "data" / "planwise" / "legacy_model"
     v = legacy.import_legacy(
@@ -265,8 +266,10 @@ def shadow_bench(args: argparse.Namespace) -> None:
     import httpx
 
     scratch_registry()
-    from core import legacy, registry, shadow
-    from core.auth import SYSTEM
+    from core import registry
+    from core.accounts.auth import SYSTEM
+    from core.rollout import shadow
+    from core.training import legacy
 
     d = ROOT / "data" / "planwise" / "legacy_model"
     versions = [

@@ -53,8 +53,9 @@ PAGES = {
 
 def add_versions(n: int, first: str) -> float:
     """Register ``n`` more versions from copies of ``first``'s artifacts; seconds spent."""
-    from core import datasets, registry
-    from core.auth import SYSTEM
+    from core import registry
+    from core.accounts.auth import SYSTEM
+    from core.data import datasets
 
     source = registry.get_version(MODEL, first)
     assert source.dataset is not None
@@ -141,8 +142,8 @@ BENCH_USER, BENCH_PASSWORD = "bench-operator", "bench-operator-password"
 
 
 def _bench_account() -> None:
-    from core import auth
-    from core.auth import SYSTEM
+    from core.accounts import auth
+    from core.accounts.auth import SYSTEM
     from core.errors import AlreadyExists
 
     try:
@@ -153,7 +154,8 @@ def _bench_account() -> None:
         auth.change_password(actor=SYSTEM, username=BENCH_USER, new_password=BENCH_PASSWORD)
         from sqlalchemy import update
 
-        from core.db import UserRow, transaction
+        from core.db import transaction
+        from core.db.tables import UserRow
 
         with transaction() as s:  # an admin's reset asks for a new password at sign-in
             s.execute(
@@ -174,7 +176,8 @@ def first_visits(think: float, root: Path) -> list[list[object]]:
 
     from playwright.sync_api import expect, sync_playwright
 
-    from core import bootstrap, registry
+    from core import registry
+    from core.accounts import bootstrap
 
     bootstrap.ensure_ready()
     if not registry.list_models():

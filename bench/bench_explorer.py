@@ -25,8 +25,9 @@ def main() -> None:
     scratch_registry()
     from tqdm import tqdm
 
-    from core import explorer, monitoring
-    from core.categories import CATEGORIES
+    from core import monitoring
+    from core.data.categories import CATEGORIES
+    from core.monitoring import explorer
 
     rng = np.random.default_rng(0)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -128,8 +128,10 @@ def main() -> None:
     )
     from sqlalchemy import text
 
-    from core import bootstrap, log_partitions, monitoring
+    from core import monitoring
+    from core.accounts import bootstrap
     from core.db import get_engine, transaction
+    from core.monitoring import partitions as log_partitions
 
     bootstrap.ensure_ready()
     try:

@@ -5,7 +5,8 @@
 On a scratch registry (SQLite unless DATABASE_URL is set): ``--models`` popularity models in
 production, each with its training dataset, and ``--rows`` logged requests spread evenly over
 the last ``--hours`` whole hours (generated users, real served lists). Then the job
-(``core.monitor.run_due``, what the worker runs) computes every window once, cold (prediction
+(``core.monitoring.monitor.run_due``, what the worker runs) computes every window once, cold
+(prediction
 references computed and stored on the way) and, after the results are dropped, warm. Printed:
 CPU and wall time in all, per model and per window, and the windows and results stored.
 
@@ -26,9 +27,10 @@ POOL = 2000  # distinct served requests per model, reused: building records is n
 
 
 def _records(model: str, version: str, n: int, start: dt.datetime, hours: int, seed: int):  # noqa: ANN202
-    from core import monitoring, predict
-    from core.categories import CATEGORIES
-    from core.generator import generate_users
+    from core import monitoring
+    from core.data.categories import CATEGORIES
+    from core.data.generator import generate_users
+    from core.serving import predict
 
     loaded = predict.load(model, version)
     users = generate_users(POOL, seed=seed)[list(CATEGORIES)].to_numpy(dtype=float)
@@ -67,11 +69,13 @@ def main() -> None:
     tmp = scratch_registry()
     from sqlalchemy import delete
 
-    from core import datasets, monitor, monitoring, registry, training
-    from core.auth import SYSTEM
+    from core import monitoring, registry, training
+    from core.accounts.auth import SYSTEM
+    from core.data import datasets
+    from core.data.generator import generate_users
     from core.db import transaction
-    from core.generator import generate_users
-    from core.telemetry_tables import DriftResultRow, MonitorResultRow
+    from core.db.tables import DriftResultRow, MonitorResultRow
+    from core.monitoring import monitor
 
     now = dt.datetime.now(dt.UTC)
     end = monitor.align(now, dt.timedelta(hours=1))
@@ -106,7 +110,7 @@ def main() -> None:
                 s.execute(delete(MonitorResultRow))
                 s.execute(delete(DriftResultRow))
         cpu, wall = time.process_time(), time.perf_counter()
-        report = monitor.run_due(now=end + dt.timedelta(minutes=1), retrain=False)
+        report = monitor.run_due(now=end + dt.timedelta(minutes=1))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         windows = max(1, report.windows)
         rows.append(

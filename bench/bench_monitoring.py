@@ -53,9 +53,11 @@ def setup_model(users: int) -> str:
     """A trained ``popularity`` version in production: its training data is the reference."""
     import tempfile
 
-    from core import auth, datasets, registry, training
-    from core.auth import SYSTEM
-    from core.generator import generate_users
+    from core import registry, training
+    from core.accounts import auth
+    from core.accounts.auth import SYSTEM
+    from core.data import datasets
+    from core.data.generator import generate_users
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "users.csv"
@@ -77,8 +79,8 @@ def write_logs(
     Request ids are ``PredictionRecord``'s own default, as the serving path makes them.
     """
     from core import monitoring
-    from core.categories import CATEGORIES
-    from core.generator import generate_users
+    from core.data.categories import CATEGORIES
+    from core.data.generator import generate_users
 
     rng = np.random.default_rng(0)
     users = generate_users(POOL, seed=7).iloc[:, 2:].to_numpy(dtype=float)
@@ -129,9 +131,9 @@ def write_logs(
 
 def store_drift_results(days: int, version: str, now: dt.datetime) -> float:
     """One data and one prediction result per day, computed on small generated windows."""
-    from core import drift, drift_store
-    from core.categories import CATEGORIES
-    from core.generator import DriftEpisode, generate_users
+    from core.data.categories import CATEGORIES
+    from core.data.generator import DriftEpisode, generate_users
+    from core.monitoring import drift, drift_store
 
     cats = list(CATEGORIES)
     reference = generate_users(3000, seed=1)
@@ -229,9 +231,10 @@ def main() -> None:
     args = parser.parse_args()
     tmp = scratch_registry()
 
-    from core import drift, drift_store, monitoring
-    from core.categories import CATEGORIES
-    from core.generator import DriftEpisode, generate_users
+    from core import monitoring
+    from core.data.categories import CATEGORIES
+    from core.data.generator import DriftEpisode, generate_users
+    from core.monitoring import drift, drift_store
 
     now = dt.datetime.now(dt.UTC)
     version = setup_model(5000)

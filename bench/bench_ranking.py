@@ -25,8 +25,10 @@ def main() -> None:
     args = parser.parse_args()
     scratch_registry()
 
-    from core import catalogue, legacy, predict
-    from core.auth import SYSTEM
+    from core.accounts.auth import SYSTEM
+    from core.data import catalogue
+    from core.serving import predict
+    from core.training import legacy
 
     legacy_dir = ROOT / "data" / "planwise" / "legacy_model"
     v = legacy.import_legacy(

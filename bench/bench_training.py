@@ -25,7 +25,7 @@ FAMILIES = ("popularity", "svd", "embeddings", "autoencoder")
 
 def train_one(family: str, dataset: str) -> None:
     from core import training
-    from core.auth import SYSTEM
+    from core.accounts.auth import SYSTEM
 
     started = time.perf_counter()
     result = training.train(actor=SYSTEM, family=family, dataset=dataset)
@@ -54,9 +54,9 @@ def main() -> None:
         train_one(*args.child)
         return
     tmp = scratch_registry()
-    from core import datasets
-    from core.auth import SYSTEM
-    from core.generator import generate_users
+    from core.accounts.auth import SYSTEM
+    from core.data import datasets
+    from core.data.generator import generate_users
 
     path = tmp / "users.parquet"
     generate_users(args.users, seed=42).to_parquet(path, index=False)

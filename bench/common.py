@@ -20,7 +20,7 @@ def scratch_registry() -> Path:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'registry.db'}")
     os.environ.setdefault("ARTIFACTS_DIR", str(tmp / "models"))
     os.environ.setdefault("DATA_DIR", str(tmp / "data"))
-    from core import bootstrap
+    from core.accounts import bootstrap
 
     bootstrap.ensure_ready()
     return tmp

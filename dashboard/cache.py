@@ -23,13 +23,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import artifacts, audit, bootstrap, comparison, datasets, registry
-from core.audit_review import AuditReview
-from core.comparison import ListDiff, UserSample
+from core import registry
+from core.accounts import bootstrap
 from core.config import get_settings
-from core.datasets import DatasetInfo
-from core.entities import AuditVerdict, ModelInfo, Page, StageEvent, VersionInfo
+from core.data import datasets
+from core.data.datasets import DatasetInfo
 from core.errors import CoreError
+from core.registry import artifacts, audit
+from core.registry.entities import AuditVerdict, ModelInfo, Page, StageEvent, VersionInfo
+from core.review import comparison
+from core.review.audit_review import AuditReview
+from core.review.comparison import ListDiff, UserSample
 
 log = logging.getLogger(__name__)
 
@@ -253,21 +257,21 @@ def catalogue_points() -> tuple[np.ndarray, np.ndarray]:
 
 @st.cache_resource(show_spinner=False)
 def _catalogue_points() -> tuple[np.ndarray, np.ndarray]:
-    from core import catalogue
+    from core.data import catalogue
 
     places = catalogue.load()
     return places.lat.copy(), places.lng.copy()
 
 
 def catch_all_categories(mapping: Any = None) -> list[Any]:
-    """``core.catalogue.catch_all_categories`` for a model's mapping (computed once each)."""
+    """``core.data.catalogue.catch_all_categories`` for a model's mapping (computed once each)."""
     key = None if mapping is None else tuple(sorted((c, tuple(t)) for c, t in mapping.items()))
     return _catch_all(key)
 
 
 @st.cache_resource(show_spinner=False)
 def _catch_all(key: tuple[tuple[str, tuple[str, ...]], ...] | None) -> list[Any]:
-    from core import catalogue
+    from core.data import catalogue
 
     return catalogue.catch_all_categories(dict(key) if key is not None else None)
 
@@ -319,7 +323,7 @@ def _recommend(
     lng: float,
     k: int,
 ) -> list[Any]:
-    from core import predict
+    from core.serving import predict
 
     mask = [p > 0 for p in prefs]
     with _running(f"ranking with {model}@{number}"):
@@ -334,7 +338,7 @@ def predicted_categories(model: str, number: str, prefs: Sequence[float]) -> np.
 def _predicted_categories(
     registry_key: str, model: str, number: str, prefs: tuple[float, ...]
 ) -> np.ndarray:
-    from core import predict
+    from core.serving import predict
 
     with _running(f"predicting with {model}@{number}"):
         out = predict.predict_categories(model, number, np.asarray([prefs], dtype=np.float64))
@@ -342,7 +346,7 @@ def _predicted_categories(
 
 
 def _sample(source: str, n: int, seed: int, *, stratified: bool) -> UserSample:
-    from core import audit_review
+    from core.review import audit_review
 
     frame = users(source, generated_n=max(n * 10, 500), seed=seed)
     if stratified:
@@ -376,7 +380,7 @@ def audit_review(
 def _audit_review(
     registry_key: str, model: str, number: str, source: str, per_segment: int, k: int, seed: int
 ) -> AuditReview:
-    from core import audit_review as review
+    from core.review import audit_review as review
 
     sample = _sample(source, per_segment, seed, stratified=True)
     with _running(f"ranking with {model}@{number}"):
@@ -442,17 +446,18 @@ def _warm(timings: dict[str, float]) -> None:
         for module in (
             "plotly.express",
             "pandas.io.formats.style",
-            "core.predict",
-            "core.comparison",
-            "core.audit_review",
-            "core.report",
+            "core.serving.predict",
+            "core.review.comparison",
+            "core.review.audit_review",
+            "core.review.report",
             "core.families",
             "dashboard.charts",
         ):
             importlib.import_module(module)
 
     def catalogue() -> None:
-        from core import catalogue, predict
+        from core.data import catalogue
+        from core.serving import predict
 
         catalogue.load()
         catalogue_points()
@@ -470,9 +475,9 @@ def _warm(timings: dict[str, float]) -> None:
 
 def _warm_views() -> None:
     """The default view of each page that ranks places, through the same cached calls."""
-    from core.catalogue import own_types_label
-    from core.categories import CATEGORIES
-    from core.comparison import NEIGHBOURHOODS
+    from core.data.catalogue import own_types_label
+    from core.data.categories import CATEGORIES
+    from core.review.comparison import NEIGHBOURHOODS
     from dashboard import ui
 
     own_types_label("")  # the place-type index the lists show

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.categories import CATEGORIES
+from core.data.categories import CATEGORIES
 
 # An open map style: tiles from OpenStreetMap's contributors via CARTO, no access token.
 MAP_STYLE = "carto-positron"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import drift, drift_store
-from core.drift_store import DriftRecord
-from core.entities import ModelInfo
 from core.errors import CoreError
+from core.monitoring import drift, drift_store
+from core.monitoring.drift_store import DriftRecord
+from core.registry.entities import ModelInfo
 from dashboard import monitor_cache, monitor_charts, ui
 
 TOP = 6  # columns drawn by default: the most drifted of the latest result

@@ -11,7 +11,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from core import explorer, registry, report, resources, slices
+from core import registry
+from core.monitoring import explorer, resources
+from core.review import report, slices
 
 TTL = 15
 

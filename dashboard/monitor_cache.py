@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import alerts, drift_store, monitor, monitoring
-from core.alerts import Alert
-from core.drift_store import DriftRecord
-from core.monitoring import Summary
+from core import monitoring
+from core.monitoring import Summary, alerts, drift_store, monitor
+from core.monitoring.alerts import Alert
+from core.monitoring.drift_store import DriftRecord
 from dashboard.cache import RESULT_TTL, registry_key
 
 MONITOR_TTL = 60  # seconds

@@ -53,7 +53,8 @@ def drift_over_time(
 ) -> go.Figure:
     """The share of drifted columns (top) and the chosen columns' scores (bottom) over time.
 
-    ``frame`` is :func:`core.drift_store.history_frame`. Days whose result drifted as a whole
+    ``frame`` is :func:`core.monitoring.drift_store.history_frame`. Days whose result drifted as a
+    whole
     are red on the share line; the bottom panel's dashed line is the per-column threshold.
     """
     fig = make_subplots(

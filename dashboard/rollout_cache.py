@@ -11,7 +11,9 @@ import datetime as dt
 
 import streamlit as st
 
-from core import ab, catalogue, rollout, shadow
+from core import rollout
+from core.data import catalogue
+from core.rollout import ab, shadow
 from dashboard.cache import registry_key
 
 ROLLOUT_TTL = 10  # seconds

@@ -1,6 +1,7 @@
 """Who is signed in to this browser.
 
-A sign-in opens a session in ``core.sessions`` and the browser keeps a signed cookie naming it
+A sign-in opens a session in ``core.accounts.sessions`` and the browser keeps a signed cookie
+naming it
 (``planwise_session``), so a reload, a new tab or a shared link finds the user still signed
 in. The cookie is read from the request that opened this tab (``st.context.cookies``) and
 checked with the server at every click: signing out, a disabled account, a changed password,
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import auth, sessions
-from core.auth import Actor
+from core.accounts import auth, sessions
+from core.accounts.auth import Actor
 from core.errors import NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)

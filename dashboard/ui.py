@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.entities import ModelInfo, StageEvent, VersionInfo
 from core.errors import CoreError
+from core.registry.entities import ModelInfo, StageEvent, VersionInfo
 
 STAGE_COLOURS = {
     "production": "green",
@@ -205,7 +205,7 @@ def empty_state(message: str) -> None:
 
 
 def metrics_frame(items: Sequence[VersionInfo]) -> pd.DataFrame:
-    from core.comparison import numeric_metrics
+    from core.review.comparison import numeric_metrics
 
     return pd.DataFrame.from_dict(
         {v.version: numeric_metrics(v.metrics) for v in items}, orient="index"

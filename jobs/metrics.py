@@ -24,8 +24,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core import leader, monitor, registry, runs
+from core import registry
 from core.db import utcnow
+from core.monitoring import monitor
+from core.retraining import leader, runs
 
 log = logging.getLogger(__name__)
 

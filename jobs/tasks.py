@@ -36,11 +36,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core import log_partitions, resources, runs, schedules
 from core.db import DatabaseUnavailable, utcnow
 from core.errors import CoreError
-from core.runs import RunInfo
-from core.schedules import ScheduleInfo
+from core.monitoring import partitions as log_partitions
+from core.monitoring import resources
+from core.retraining import runs, schedules
+from core.retraining.runs import RunInfo
+from core.retraining.schedules import ScheduleInfo
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +237,8 @@ def schedule_job_name(schedule: ScheduleInfo) -> str:
 def build_trigger(schedule: ScheduleInfo) -> BaseTrigger:
     """The APScheduler trigger of a schedule, in UTC.
 
-    Cron fields are given to APScheduler as the value lists :func:`core.schedules.parse_cron`
+    Cron fields are given to APScheduler as the value lists
+    :func:`core.retraining.schedules.parse_cron`
     expanded, and days of week by name, so the expression keeps cron's meaning. An interval
     schedule fires at ``anchor + k × interval`` (k ≥ 1), so restarts do not shift it.
     """
@@ -360,7 +363,7 @@ def check_drift_alerts() -> None:
 
 
 def monitor_windows() -> None:
-    """Compute every due monitoring window (:func:`core.monitor.run_due`).
+    """Compute every due monitoring window (:func:`core.monitoring.monitor.run_due`).
 
     A failure of one model is recorded with its window and does not stop the others; new
     drift alerts queue their retraining in the same call, so the dispatcher is woken.
@@ -368,9 +371,9 @@ def monitor_windows() -> None:
     context = _current()
     if context is None:
         return
-    from core import monitor  # pandas and Evidently: only in the leader that monitors
+    from core.monitoring import monitor  # pandas and Evidently: only in the leader that monitors
 
-    report = monitor.run_due()
+    report = monitor.run_due(on_drift=schedules.queue_drift_retrains)
     if report.windows or report.failures:
         log.info(
             "monitoring: %s windows, %s alerts, %s failures (%.1f s CPU)",

@@ -1,7 +1,8 @@
 """``python -m jobs.worker``: the scheduler process.
 
 Start-up waits for the database and brings its schema up to date. Then the worker tries to
-take the scheduler lock (:mod:`core.leader`); while another worker holds it, this one is a
+take the scheduler lock (:mod:`core.retraining.leader`); while another worker holds it, this one is
+a
 standby and retries every few seconds, so when the leader dies the standby takes over (at once
 on Postgres, when the lease expires on SQLite).
 
@@ -40,9 +41,13 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import artifacts, bootstrap, leader, registry, resources, runs
+from core import registry
+from core.accounts import bootstrap
 from core.db import DatabaseUnavailable, get_engine, utcnow
 from core.errors import ConfigError, CoreError
+from core.monitoring import resources
+from core.registry import artifacts
+from core.retraining import leader, runs
 from jobs import tasks
 
 log = logging.getLogger("jobs.worker")
@@ -71,7 +76,7 @@ class Options:
     resources_s: float = 15.0
     """Seconds between samples of this process's CPU and memory (the Monitoring page's)."""
     monitor_s: float = 60.0
-    """Seconds between looks for monitoring windows that have ended (core.monitor)."""
+    """Seconds between looks for monitoring windows that have ended (core.monitoring.monitor)."""
     rollout_s: float = 2.0
     """Seconds between looks at running rollout plans (core.rollout): a broken guardrail is
     rolled back within this long of the evidence reaching the rollups."""

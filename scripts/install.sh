@@ -38,4 +38,4 @@ fi
 
 # Compile the request path (ranking, forward pass) once into its cache (__pycache__), so that
 # no server or test process pays the few seconds of compilation on its first request.
-.venv/bin/python -c "from core import predict; predict.warm_up()"
+.venv/bin/python -c "from core.serving import predict; predict.warm_up()"

@@ -20,6 +20,8 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Fixtures shared across folders (a conftest.py reaches only its own folder).
+pytest_plugins = ["tests.fixtures.workers"]
 
 
 def _postgres_reachable() -> str | None:
@@ -88,8 +90,8 @@ def sqlite_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def _registry(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[RegistryEnv]:
-    from core import migrate
     from core.config import reset_settings
+    from core.db import migrate
 
     env, schema = make_env(backend, tmp_path)
     monkeypatch.delenv("DATABASE_SCHEMA", raising=False)

@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy import inspect, select, text
 
-from core import artifacts, registry
-from core.auth import SYSTEM, Actor
+from core import registry
+from core.accounts.auth import SYSTEM, Actor
 from core.db import Base, get_engine
-from core.entities import VersionInfo
+from core.registry import artifacts
+from core.registry.entities import VersionInfo
 
 
 def register_dummy(

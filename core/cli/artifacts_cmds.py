@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from core import artifact_sweep, artifacts
 from core.cli.common import actor, add_user_option
 from core.cli.output import print_json, print_table
+from core.registry import artifact_sweep, artifacts
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,7 +6,8 @@ import argparse
 import getpass
 from collections.abc import Callable
 
-from core import auth, bootstrap, inputs
+from core import inputs
+from core.accounts import auth, bootstrap
 from core.errors import BadInput
 
 # Upper bounds of the counts the commands take: far above any real use, far below what would

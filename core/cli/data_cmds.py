@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import datasets, inputs
+from core import inputs
 from core.cli.common import DAY, DAYS, MAX_USERS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json
+from core.data import datasets
+from core.data.generator import DriftEpisode, generate_users
 from core.errors import BadInput
-from core.generator import DriftEpisode, generate_users
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,8 +1,8 @@
 """``import-mlflow`` and ``tokens``: the commands that connect the product to a team's stack.
 
-``import-mlflow`` brings a model registered in MLflow into the registry (core.mlflow_sync);
+``import-mlflow`` brings a model registered in MLflow into the registry (core.training.mlflow_sync);
 ``tokens`` issues, lists and revokes the per-account tokens of the management API
-(core.tokens). A token's secret is printed once, on standard output, and never again.
+(core.accounts.tokens). A token's secret is printed once, on standard output, and never again.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from core import auth
+from core.accounts import auth
 from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
 
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _import_mlflow(args: argparse.Namespace) -> int:
     ready()
-    from core import mlflow_sync
+    from core.training import mlflow_sync
 
     v = mlflow_sync.import_mlflow(
         actor=actor(args),
@@ -82,7 +82,7 @@ def _import_mlflow(args: argparse.Namespace) -> int:
 
 def _issue(args: argparse.Namespace) -> int:
     ready()
-    from core import tokens
+    from core.accounts import tokens
 
     issued = tokens.issue(
         actor=actor(args),
@@ -109,7 +109,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     ready()
-    from core import tokens
+    from core.accounts import tokens
 
     found = tokens.list_tokens(actor=actor(args), username=args.account)
     if args.json:
@@ -136,7 +136,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     ready()
-    from core import tokens
+    from core.accounts import tokens
 
     info = tokens.revoke(actor=actor(args), token_id=args.id)
     print_json(info.as_dict())

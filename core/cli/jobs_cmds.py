@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import leader, runs, schedules
 from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.model_cmds import parse_params
 from core.cli.output import print_json, print_table
 from core.db import utcnow
-from core.runs import POLICIES, STATUSES, TRIGGERS
+from core.db.tables import POLICIES, STATUSES, TRIGGERS
+from core.retraining import leader, runs, schedules
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -116,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _import_legacy(args: argparse.Namespace) -> int:
     ready()
-    from core import legacy
+    from core.training import legacy
 
     v = legacy.import_legacy(
         actor=actor(args),
@@ -157,7 +157,7 @@ def _batch(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
     """DESIGN's batch file: a JSON list of ``{prefs, mask, lat, lng, k}`` (``mask`` and ``k``
     optional); each entry is checked by the same rules as one user's options, and an error
     names the entry."""
-    from core import predict
+    from core.serving import predict
 
     what = "--users"
     users = inputs.read_json_file(args.users, what)
@@ -192,7 +192,7 @@ def _batch(args: argparse.Namespace) -> list[list[dict[str, Any]]]:
 
 def _recommend(args: argparse.Namespace) -> int:
     ready()
-    from core import predict
+    from core.serving import predict
 
     if args.users is not None:
         print_json(_batch(args))
@@ -233,7 +233,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     ready()
-    from core import report
+    from core.review import report
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--out must end in .html, got {args.out.name!r}")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import datasets, inputs
-from core.categories import CATEGORIES
+from core import inputs
 from core.cli.common import DAY, DAYS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table, progress_bar
+from core.data import datasets
+from core.data.categories import CATEGORIES
 from core.errors import BadInput
 
 
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from core import drift
+    from core.monitoring import drift
 
     if args.html is not None:
         inputs.prepare_output(args.html, "the report")
@@ -116,8 +117,8 @@ def _drift(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     ready()
-    from core import simulate
-    from core.generator import DriftEpisode
+    from core.data.generator import DriftEpisode
+    from core.demo import simulate
 
     start = None
     if args.start:
@@ -147,7 +148,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     ready()
-    from core import alerts
+    from core.monitoring import alerts
 
     found = alerts.list_alerts(args.model, status=None if args.all else "open")
     if args.json:
@@ -174,11 +175,17 @@ def _alerts(args: argparse.Namespace) -> int:
 
 def _monitor_run(args: argparse.Namespace) -> int:
     ready()
-    from core import monitor
+    from core.monitoring import monitor
+    from core.retraining import schedules
 
     update, close = progress_bar("monitor")
     try:
-        report = monitor.run_due(model=args.model, include_current=args.now, progress=update)
+        report = monitor.run_due(
+            model=args.model,
+            include_current=args.now,
+            on_drift=schedules.queue_drift_retrains,
+            progress=update,
+        )
     finally:
         close()
     if args.json:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from core import artifacts, bootstrap, inputs, registry
+from core import inputs, registry
+from core.accounts import bootstrap
 from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput
+from core.registry import artifacts
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

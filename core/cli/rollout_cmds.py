@@ -98,7 +98,7 @@ def _canary(args: argparse.Namespace) -> int:
 
 
 def _ab(args: argparse.Namespace) -> int:
-    from core import ab
+    from core.rollout import ab
 
     ready()
     r = ab.readout(args.name)
@@ -194,7 +194,8 @@ def _print_plan(plan: object, as_json: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from core import ab, rollout
+    from core import rollout
+    from core.rollout import ab
 
     ready()
     plan = rollout.current(args.name)

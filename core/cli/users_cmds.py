@@ -1,7 +1,7 @@
 """``users``: accounts from the shell, the recovery path when nobody can sign in as admin.
 
 The shell that runs these already holds the database credentials, so without ``--user`` they
-act with full rights, like every other command; the rules still live in :mod:`core.auth`
+act with full rights, like every other command; the rules still live in :mod:`core.accounts.auth`
 (the last active admin can be neither demoted nor disabled, the password policy).
 """
 
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import get_args
 
-from core import auth
+from core.accounts import auth
 from core.cli.common import actor, add_user_option, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput

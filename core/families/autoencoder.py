@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import joblib
 import numpy as np
 
-from core.categories import N_CATEGORIES
+from core.data.categories import N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
 from core.families import dense_numpy
 from core.families.base import Family, FitData, Progress, no_progress

@@ -6,7 +6,7 @@ caches; one compiled loop does the same arithmetic in a microsecond. Each layer 
 float64 and rounds to float32 once, as :meth:`DenseNet.__call__ <core.families.dense_numpy.
 DenseNet.__call__>` does for batches, so one user and a batch get the same numbers.
 
-Only this module and ``core.ranking_kernel`` import Numba, lazily (the first call of a
+Only this module and ``core.serving.ranking_kernel`` import Numba, lazily (the first call of a
 process loads the compiled code from the cache beside this file).
 """
 

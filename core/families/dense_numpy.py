@@ -24,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from core.categories import N_CATEGORIES
+from core.data.categories import N_CATEGORIES
 from core.errors import BadInput
 
 INERT_LAYERS = {

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.categories import CATEGORIES, N_CATEGORIES
+from core.data.categories import CATEGORIES, N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
 from core.families.base import (
     ARRAYS_FILE,
@@ -66,7 +66,7 @@ class Embeddings(Family):
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from core import catalogue as catalogue_module
+        from core.data import catalogue as catalogue_module
 
         cat = catalogue_module.load()
         frame = cat.frame

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.categories import N_CATEGORIES
+from core.data.categories import N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
 from core.families.base import (
     ARRAYS_FILE,

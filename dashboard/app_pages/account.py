@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import auth
+from core.accounts import auth
 from core.errors import CoreError
 from dashboard import session, ui
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audit, catalogue
-from core.categories import CATEGORIES
+from core.data import catalogue
+from core.data.categories import CATEGORIES
 from core.errors import BadInput, CoreError
-from core.ranking import RankingConfig
+from core.registry import audit
+from core.serving.ranking import RankingConfig
 from dashboard import cache, session, ui
 
 actor = session.actor()

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from core import comparison
-from core.comparison import MetricComparison
 from core.errors import CoreError
+from core.review import comparison
+from core.review.comparison import MetricComparison
 from dashboard import cache, charts, session, ui
 
 session.actor()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import drift
-from core.drift_store import DriftRecord
+from core.monitoring import drift
+from core.monitoring.drift_store import DriftRecord
 from dashboard import cache, drift_view, monitor_cache, session, ui
 
 KIND = "data"

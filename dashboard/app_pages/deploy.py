@@ -15,8 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
-from core.entities import ModelInfo, VersionInfo
 from core.errors import BadInput, CoreError
+from core.registry.entities import ModelInfo, VersionInfo
 from dashboard import cache, charts, session, ui
 
 actor = session.actor()

@@ -9,10 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import catalogue
-from core.categories import CATEGORIES
+from core.data import catalogue
+from core.data.categories import CATEGORIES
 from core.errors import CoreError
-from core.explorer import RequestFilter
+from core.monitoring.explorer import RequestFilter
 from core.text import spreadsheet_safe
 from dashboard import cache, insight_cache, session, ui
 

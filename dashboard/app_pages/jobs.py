@@ -14,11 +14,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import leader, monitor, registry, runs, schedules
+from core import registry
 from core.db import utcnow
+from core.db.tables import POLICIES
 from core.errors import BadInput, CoreError
-from core.runs import POLICIES, RunInfo
-from core.schedules import ScheduleInfo
+from core.monitoring import monitor
+from core.retraining import leader, runs, schedules
+from core.retraining.runs import RunInfo
+from core.retraining.schedules import ScheduleInfo
 from dashboard import cache, session, ui
 
 actor = session.actor()

@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
-from core.comparison import numeric_metrics
-from core.entities import VersionInfo
 from core.errors import CoreError
+from core.registry.entities import VersionInfo
+from core.review.comparison import numeric_metrics
 from dashboard import cache, charts, session, ui
 
 session.actor()

@@ -3,7 +3,8 @@
 Traffic comes from the hourly rollups ``core`` keeps beside the prediction log (a year of
 traffic is a few thousand rows, however many millions of requests it was), split by variant
 (the production version and its canary). Drift, service checks and the label-free
-recommendation health come from the worker's monitoring job (``core.monitor``), which computes
+recommendation health come from the worker's monitoring job (``core.monitoring.monitor``), which
+computes
 each window of live traffic once it has ended; the page shows when that last happened and when
 the next window is due, and operators may ask the worker to recompute. Open alerts are listed
 for everyone; operators resolve them here, and ``core`` checks the role again when they do.
@@ -17,8 +18,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import alerts, health, monitor
 from core.errors import BadInput
+from core.metrics import health
+from core.monitoring import alerts, monitor
 from dashboard import cache, insight_cache, monitor_cache, monitor_charts, session, ui
 
 P = "monitoring"  # prefix of this page's state keys

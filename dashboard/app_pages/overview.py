@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.entities import ModelInfo
+from core.registry.entities import ModelInfo
 from dashboard import cache, monitor_cache, session, ui
 
 session.actor()

@@ -17,8 +17,8 @@ import datetime as dt
 
 import streamlit as st
 
-from core import drift
-from core.drift_store import DriftRecord
+from core.monitoring import drift
+from core.monitoring.drift_store import DriftRecord
 from dashboard import cache, drift_view, monitor_cache, session, ui
 
 KIND = "prediction"

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import catalogue
-from core.categories import CATEGORIES
-from core.comparison import NEIGHBOURHOODS
-from core.entities import ModelInfo
+from core.data import catalogue
+from core.data.categories import CATEGORIES
 from core.errors import CoreError
-from core.ranking import RankingConfig
+from core.registry.entities import ModelInfo
+from core.review.comparison import NEIGHBOURHOODS
+from core.serving.ranking import RankingConfig
 from dashboard import cache, charts, session, ui
 
 session.actor()

@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import ab, rollout, shadow
+from core import rollout
 from core.errors import BadInput, CoreError
+from core.rollout import ab, shadow
 from dashboard import cache, rollout_cache, session, ui
 from dashboard.charts import PALETTE
 

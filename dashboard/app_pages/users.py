@@ -12,7 +12,7 @@ from typing import Any, get_args
 import pandas as pd
 import streamlit as st
 
-from core import auth, sessions
+from core.accounts import auth, sessions
 from core.errors import BadInput, CoreError
 from dashboard import session, ui
 

@@ -12,8 +12,8 @@ import random
 import time
 from typing import Any
 
-from core import predict
 from core.errors import CoreError
+from core.serving import predict
 
 FAULTY = os.environ.get("FAULTY_VERSION", "")
 RATE = float(os.environ.get("FAULTY_RATE", "0"))

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core import artifacts, legacy, monitoring, predict, registry, training
-from core.auth import SYSTEM
-from tests.core.test_training import _dataset
+from core import monitoring, registry, training
+from core.accounts.auth import SYSTEM
+from core.registry import artifacts
+from core.serving import predict
+from core.training import legacy
+from tests.core.training.test_training import _dataset
 
 LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
 KEY = {"X-API-Key": "test-key"}
@@ -157,7 +160,7 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
 def test_resources_are_sampled_and_exported(served):
     import datetime as dt
 
-    from core import resources
+    from core.monitoring import resources
 
     sample = resources.Sampler("api").record()
     assert sample.rss_mb > 10 and sample.peak_rss_mb >= sample.rss_mb * 0.5

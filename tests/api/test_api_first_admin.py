@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from core import auth
+from core.accounts import auth
 from tests.conftest import PROJECT_ROOT
 
 PASSWORD = re.compile(r"created user 'admin' with one-time password: (\S+)")

@@ -8,8 +8,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from core import legacy, registry
-from core.auth import SYSTEM
+from core import registry
+from core.accounts.auth import SYSTEM
+from core.training import legacy
 
 LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import legacy, monitoring, registry, training
-from core.auth import SYSTEM
+from core import monitoring, registry, training
+from core.accounts.auth import SYSTEM
+from core.training import legacy
 from tests.conftest import PROJECT_ROOT
-from tests.core.test_training import _dataset
+from tests.core.training.test_training import _dataset
 
 LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
@@ -122,7 +123,7 @@ def test_promote_and_rollback_under_load(backend):
     settled = [v for at, v in served if at > v2_spans[-1][1] + SWITCH_LAG]
     assert settled and set(settled) == {v1.version}
     # The log says the same as the responses (written by the API's log writer).
-    from core import explorer
+    from core.monitoring import explorer
 
     logged = explorer.count(explorer.RequestFilter(model="autoencoder", version=v2.version))
     assert logged == sum(v == v2.version for _, v in served) > 0

@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import legacy, monitoring, registry
-from core.auth import SYSTEM
+from core import monitoring, registry
+from core.accounts.auth import SYSTEM
+from core.training import legacy
 from tests.conftest import PROJECT_ROOT
 
 LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"

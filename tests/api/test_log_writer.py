@@ -20,8 +20,8 @@ from api.logger import PredictionLogger
 from core import monitoring
 from core.config import Settings
 from core.db import transaction
-from core.telemetry_tables import PredictionLogRow
-from tests.core.test_monitoring import T0, rec
+from core.db.tables import PredictionLogRow
+from tests.core.monitoring.test_prediction_log import T0, rec
 
 MADRID = dt.timezone(dt.timedelta(hours=2))
 

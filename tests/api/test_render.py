@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from api import render
-from core import catalogue, ranking
-from core.categories import CATEGORIES, N_CATEGORIES
+from core.data import catalogue
+from core.data.categories import CATEGORIES, N_CATEGORIES
+from core.serving import ranking
 
 
 def _reference(head: dict, cat: catalogue.Catalogue, ranked: ranking.Ranked) -> bytes:

@@ -27,11 +27,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import ab, alerts, datasets, registry, rollout, training
-from core.auth import SYSTEM
-from core.generator import generate_users
+from core import registry, rollout, training
+from core.accounts.auth import SYSTEM
+from core.data import datasets
+from core.data.generator import generate_users
+from core.monitoring import alerts
+from core.rollout import ab
 from tests.conftest import PROJECT_ROOT, RegistryEnv
-from tests.jobs.conftest import Workers, wait_for
+from tests.fixtures.workers import Workers, wait_for
 
 KEY = "rollout-key"
 BODY = {"lat": 40.4168, "lng": -3.7038, "k": 5}

@@ -21,12 +21,15 @@ import numpy as np
 import pytest
 
 from api.shadow import Sample, ShadowScorer
-from core import datasets, monitoring, predict, registry, shadow, training
-from core.auth import SYSTEM
-from core.generator import generate_users
+from core import monitoring, registry, training
+from core.accounts.auth import SYSTEM
+from core.data import datasets
+from core.data.generator import generate_users
+from core.rollout import shadow
+from core.serving import predict
 from tests.api.test_rollout_e2e import KEY, _free_port
 from tests.conftest import PROJECT_ROOT
-from tests.jobs.conftest import wait_for
+from tests.fixtures.workers import wait_for
 
 
 def test_compare_counts_overlap_gains_losses_and_category_shift():

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core import audit, registry
+from core import registry
+from core.registry import audit
 from tests.browser.conftest import Server
 from tests.conftest import PROJECT_ROOT
 from tests.dashboard.builders import MODEL, PASSWORDS

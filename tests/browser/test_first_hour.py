@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from core import auth
-from core.auth import SYSTEM
+from core.accounts import auth
+from core.accounts.auth import SYSTEM
 from tests.browser.conftest import Server
 from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _settled, _shoot, _sign_in
 from tests.dashboard.builders import MODEL, ROLES

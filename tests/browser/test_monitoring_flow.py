@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import registry, simulate
-from core.auth import SYSTEM
-from core.generator import DriftEpisode
+from core import registry
+from core.accounts.auth import SYSTEM
+from core.data.generator import DriftEpisode
+from core.demo import simulate
 from tests.browser.conftest import Server
 from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _open, _settled, _shoot, _sign_in
 from tests.dashboard.builders import MODEL

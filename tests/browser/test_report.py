@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from core import registry, report, training
-from core.auth import SYSTEM
+from core import registry, training
+from core.accounts.auth import SYSTEM
+from core.review import report
 from tests.browser.test_dashboard import SHOTS, VIEWPORT
-from tests.core.test_slices_explorer_report import ColdStartBroken
-from tests.core.test_training import _dataset
+from tests.core.review.test_slices_explorer_report import ColdStartBroken
+from tests.core.training.test_training import _dataset
 
 pytestmark = pytest.mark.browser
 

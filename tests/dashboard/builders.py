@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import auth, datasets, registry, training
-from core.auth import SYSTEM
-from core.datasets import DatasetInfo
-from core.generator import generate_users
+from core import registry, training
+from core.accounts import auth
+from core.accounts.auth import SYSTEM
+from core.data import datasets
+from core.data.datasets import DatasetInfo
+from core.data.generator import generate_users
 from tests.helpers import register_dummy
 
 # One account per role; passwords long enough for core's rule.

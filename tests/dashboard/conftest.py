@@ -16,8 +16,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import migrate
 from core.config import reset_settings
+from core.db import migrate
 from tests.conftest import RegistryEnv, make_env
 from tests.dashboard.builders import MODEL, PASSWORDS, Populated, create_accounts, populate
 

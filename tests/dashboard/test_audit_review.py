@@ -1,4 +1,5 @@
-"""``core.audit_review``: the stratified sample an auditor sees and the automatic warnings."""
+"""``core.review.audit_review``: the stratified sample an auditor sees and the automatic
+warnings."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from core import audit_review, training
-from core.audit_review import Thresholds
-from core.auth import SYSTEM
-from core.categories import CATEGORIES
-from core.comparison import UserSample
+from core import training
+from core.accounts.auth import SYSTEM
+from core.data.categories import CATEGORIES
+from core.data.generator import generate_users
 from core.errors import BadInput
-from core.generator import generate_users
+from core.review import audit_review
+from core.review.audit_review import Thresholds
+from core.review.comparison import UserSample
 from tests.dashboard.builders import ingest_users
 
 
@@ -118,7 +120,7 @@ def test_lists_must_match_the_sample() -> None:
 def test_review_of_a_trained_version(sqlite_backend, tmp_path) -> None:
     ds = ingest_users(tmp_path)
     version = training.train(actor=SYSTEM, family="svd", dataset=ds.label, model="m").version
-    from core import datasets
+    from core.data import datasets
 
     s = audit_review.stratified_sample(datasets.load_users(ds), 3, seed=0, source=ds.label)
     review = audit_review.review("m", version.version, s, k=5)

@@ -1,4 +1,4 @@
-"""``core.comparison``: metric deltas, user samples and ranked-list differences.
+"""``core.review.comparison``: metric deltas, user samples and ranked-list differences.
 
 The list measures are pure functions of ranked lists, checked here on hand-made lists; the
 registry-backed parts run on SQLite with stand-in versions.
@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import comparison, registry
-from core.auth import SYSTEM
-from core.categories import CATEGORIES
-from core.comparison import NEIGHBOURHOODS
+from core import registry
+from core.accounts.auth import SYSTEM
+from core.data.categories import CATEGORIES
+from core.data.generator import generate_users
 from core.errors import BadInput
-from core.generator import generate_users
+from core.review import comparison
+from core.review.comparison import NEIGHBOURHOODS
 from tests.helpers import register_dummy
 
 

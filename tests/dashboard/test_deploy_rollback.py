@@ -7,7 +7,7 @@ The page computed its own target from the production history: after rolling 1.2.
 from __future__ import annotations
 
 from core import registry
-from core.auth import SYSTEM
+from core.accounts.auth import SYSTEM
 from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, plain, sign_in
 
@@ -78,7 +78,7 @@ def test_a_rollback_that_already_happened_elsewhere_is_refused(populated) -> Non
 
 
 def test_separation_of_duties_shows_on_the_gates_and_audit_changes_are_logged(populated) -> None:
-    from core import audit
+    from core.registry import audit
 
     at = sign_in("olga")
     open_page(at, "deploy")
@@ -106,6 +106,6 @@ def test_separation_of_duties_shows_on_the_gates_and_audit_changes_are_logged(po
 
 
 def registry_actor(name: str):  # noqa: ANN201
-    from core import auth
+    from core.accounts import auth
 
     return auth.actor_for(name)

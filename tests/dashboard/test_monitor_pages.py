@@ -19,10 +19,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import alerts, auth, drift_store, migrate, monitoring, registry, simulate, training
-from core.auth import SYSTEM
+from core import monitoring, registry, training
+from core.accounts import auth
+from core.accounts.auth import SYSTEM
 from core.config import reset_settings
-from core.generator import DriftEpisode
+from core.data.generator import DriftEpisode
+from core.db import migrate
+from core.demo import simulate
+from core.monitoring import alerts, drift_store
 from dashboard import ui
 from tests.conftest import make_env
 from tests.dashboard.builders import create_accounts, ingest_users
@@ -303,7 +307,7 @@ def test_monitoring_page_shows_traffic_per_variant(simulated) -> None:
 
 
 def test_monitoring_page_shows_the_jobs_windows_and_health(simulated) -> None:
-    from core import monitor
+    from core.monitoring import monitor
 
     stored = monitor.results(MODEL, kind="health")
     at = open_page("monitoring")
@@ -459,7 +463,7 @@ def test_explorer_exports_the_filtered_requests_as_csv(simulated) -> None:
 
 def test_explorer_rejects_an_unknown_category_filter_clearly(simulated) -> None:
     from core.errors import BadInput
-    from core.explorer import RequestFilter, page
+    from core.monitoring.explorer import RequestFilter, page
 
     with pytest.raises(BadInput, match="unknown category 'surfing'"):
         page(RequestFilter(rated=("surfing",)))
@@ -515,7 +519,7 @@ def test_report_page_compares_slices_and_builds_the_report(simulated) -> None:
 
 
 def test_monitoring_page_draws_the_services_cpu_and_memory(simulated) -> None:
-    from core import resources
+    from core.monitoring import resources
 
     at = open_page("monitoring")
     assert "none were recorded in this period" in _text(at)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import auth, registry
-from core.auth import SYSTEM
+from core import registry
+from core.accounts import auth
+from core.accounts.auth import SYSTEM
 from tests.dashboard.builders import BASELINE, BASELINE_DESCRIPTION, MODEL, populate
 from tests.dashboard.conftest import (
     PAGES,
@@ -74,7 +75,7 @@ def test_an_idle_session_is_signed_out_with_a_notice(
 
     from core.config import reset_settings
     from core.db import transaction, utcnow
-    from core.sessions import SessionRow
+    from core.db.tables import SessionRow
 
     def last_seen(minutes_ago: float) -> None:
         with transaction() as s:
@@ -102,8 +103,9 @@ def test_sessions_end_on_the_server_at_the_next_click(dash_registry) -> None:
     account is signed out at its next click, with the reason."""
     from sqlalchemy import update
 
-    from core import sessions
-    from core.db import UserRow, transaction
+    from core.accounts import sessions
+    from core.db import transaction
+    from core.db.tables import UserRow
 
     first, second = sign_in("olga"), sign_in("olga")
     first.button(key="app_sign_out").click().run()
@@ -476,7 +478,7 @@ def test_timeline_answers_what_was_in_production_when(populated) -> None:
 
 
 def test_audit_sample_warnings_and_a_verdict_the_gate_accepts(populated) -> None:
-    from core import audit
+    from core.registry import audit
 
     registry.update_model(actor=SYSTEM, name=MODEL, require_audit=True)
     at = sign_in("ana")
@@ -511,7 +513,7 @@ def test_audit_sample_warnings_and_a_verdict_the_gate_accepts(populated) -> None
 def test_audit_flags_catch_all_categories_shows_types_and_has_no_default_verdict(
     populated,
 ) -> None:
-    from core import audit
+    from core.registry import audit
 
     at = sign_in("ana")
     open_page(at, "audit")

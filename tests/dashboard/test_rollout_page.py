@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-from core import monitoring, registry, rollout, shadow
-from core.auth import SYSTEM
+from core import monitoring, registry, rollout
+from core.accounts.auth import SYSTEM
 from core.db import utcnow
+from core.rollout import shadow
 from tests.dashboard.builders import MODEL, Populated
 from tests.dashboard.conftest import assert_clean, sign_in
 

@@ -1,4 +1,4 @@
-"""The session rule of ``core.sessions``: survives clicks, ends on sign-out, disable, a new
+"""The session rule of ``core.accounts.sessions``: survives clicks, ends on sign-out, disable, a new
 password, idle time and its absolute lifetime; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
-from core import auth, sessions
-from core.auth import SYSTEM
-from core.db import UserRow, transaction, utcnow
+from core.accounts import auth, sessions
+from core.accounts.auth import SYSTEM
+from core.db import transaction, utcnow
+from core.db.tables import UserRow
 from core.errors import BadInput, NotFound
 from tests.conftest import RegistryEnv
 from tests.dashboard.builders import create_accounts

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import runs, schedules
-from core.auth import SYSTEM
+from core.accounts.auth import SYSTEM
+from core.retraining import runs, schedules
 from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, sign_in
 
@@ -74,7 +74,8 @@ def test_compare_keeps_its_selection_and_metrics_on_revisit(populated) -> None:
 def test_after_the_warm_up_first_visits_compute_nothing(populated, monkeypatch) -> None:
     """The start-up warm-up fills what Preview, Compare and Audit show by default: their first
     visits then rank nothing (the expensive part of the 11–13 s first visits)."""
-    from core import audit_review, comparison, predict
+    from core.review import audit_review, comparison
+    from core.serving import predict
     from dashboard import cache
 
     at = sign_in("ana")

@@ -6,7 +6,7 @@ click demoted the only admin to viewer.
 
 from __future__ import annotations
 
-from core import auth
+from core.accounts import auth
 from tests.dashboard.conftest import assert_clean, open_page, plain, sign_in
 
 

@@ -15,7 +15,7 @@ from tests.dashboard.conftest import assert_clean, open_page, sign_in
 
 
 def test_the_model_report_keeps_its_colours_and_labels(populated, monkeypatch) -> None:
-    from core import report
+    from core.review import report
 
     # The process that builds the report may have another default (a dark or a host's theme).
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
@@ -57,7 +57,7 @@ def test_service_resources_keep_a_line_when_samples_cover_little_of_the_period(
     from sqlalchemy import insert
 
     from core.db import transaction, utcnow
-    from core.resources import ResourceSampleRow
+    from core.db.tables import ResourceSampleRow
     from dashboard import insight_cache
 
     now = utcnow()

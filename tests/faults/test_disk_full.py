@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from core import training
-from core.auth import SYSTEM
+from core.accounts.auth import SYSTEM
 from core.config import reset_settings
-from core.db import StageEventRow, VersionRow, transaction
+from core.db import transaction
+from core.db.tables import StageEventRow, VersionRow
 from core.errors import CoreError
 from tests.conftest import _registry
-from tests.core.test_training import _dataset
+from tests.core.training.test_training import _dataset
 
 pytestmark = [
     pytest.mark.slow,

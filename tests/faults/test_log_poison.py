@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from api.log_writer import InProcessWriter, WriterProcess
 from api.logger import PredictionLogger
 from core import monitoring
-from tests.core.test_monitoring import T0, rec
+from tests.core.monitoring.test_prediction_log import T0, rec
 
 BAD = {
     "user_id": "evil\x00",
@@ -89,6 +89,6 @@ def test_a_batch_sent_again_is_written_once(backend) -> None:
 def test_an_error_message_the_database_cannot_store_is_neutralised(backend) -> None:
     r = replace(rec(T0, model="m"), error="failed on 'a\x00b'")
     assert monitoring.store_batch([r]).written == 1
-    from core import explorer
+    from core.monitoring import explorer
 
     assert explorer.get(r.request_id).request["error"] == "failed on 'a\ufffdb'"

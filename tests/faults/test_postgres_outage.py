@@ -20,11 +20,12 @@ from sqlalchemy import select
 from api.log_writer import InProcessWriter, WriterProcess
 from api.logger import PredictionLogger
 from core import monitoring, registry, training
-from core.auth import SYSTEM
-from core.db import StageEventRow, VersionRow, dispose_engines, transaction
+from core.accounts.auth import SYSTEM
+from core.db import dispose_engines, transaction
+from core.db.tables import StageEventRow, VersionRow
 from core.errors import CoreError
 from tests.conftest import RegistryEnv, _registry
-from tests.core.test_training import _dataset
+from tests.core.training.test_training import _dataset
 from tests.helpers import register_dummy
 
 pytestmark = [

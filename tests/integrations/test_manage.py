@@ -20,14 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import auth, registry, tokens
-from core.auth import SYSTEM
+from core import registry
+from core.accounts import auth, tokens
+from core.accounts.auth import SYSTEM
 from core.families.base import FitData
 from core.families.svd import SVD
 from tests.conftest import PROJECT_ROOT, RegistryEnv
+from tests.fixtures.workers import ingest
 from tests.helpers import registry_dump as _full_dump
 from tests.integrations.conftest import free_port, stop, wait_http
-from tests.jobs.conftest import ingest
 
 pytestmark = pytest.mark.timeout(600)
 PASSWORD = "a long enough password"
@@ -92,7 +93,7 @@ def manage(backend: RegistryEnv) -> Iterator[Manage]:
 
 def _svd_files(root: Path, dataset: object, rank: int) -> list[Path]:
     """What a CI job would build: an SVD model in its pickle-free format."""
-    from core import datasets
+    from core.data import datasets
 
     ratings = datasets.ratings_matrix(datasets.load_users(dataset))  # type: ignore[arg-type]
     model = SVD({"rank": rank, "impute_rounds": 3})

@@ -24,14 +24,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import catalogue, predict, ranking, registry, schedules, training
-from core.auth import SYSTEM
+from core import registry, training
+from core.accounts.auth import SYSTEM
 from core.config import reset_settings
-from core.datasets import DatasetInfo
-from core.evaluation import final_scores
+from core.data import catalogue
+from core.data.datasets import DatasetInfo
+from core.retraining import schedules
+from core.serving import predict, ranking
+from core.serving.ranking import final_scores
 from tests.conftest import PROJECT_ROOT, RegistryEnv
+from tests.fixtures.workers import ingest
 from tests.integrations.conftest import MlflowServer, free_port
-from tests.jobs.conftest import ingest
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -220,7 +223,7 @@ def test_a_keras_autoencoder_from_mlflow_ranks_as_its_mlflow_copy(
     import mlflow
     import mlflow.keras
 
-    from core import datasets
+    from core.data import datasets
     from core.families.autoencoder import Autoencoder
     from core.families.base import FitData
 
@@ -270,7 +273,7 @@ def test_a_scikit_learn_svd_from_mlflow_ranks_as_its_mlflow_copy(tracked: Regist
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
-    from core import datasets
+    from core.data import datasets
 
     data = ingest(tracked.root, users=400)
     ratings = datasets.ratings_matrix(datasets.load_users(data))

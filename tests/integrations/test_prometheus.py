@@ -13,10 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from core.alerts import DEFAULT_THRESHOLDS
+from core.monitoring.alerts import DEFAULT_THRESHOLDS
 from tests.conftest import PROJECT_ROOT, RegistryEnv
+from tests.fixtures.workers import wait_for
 from tests.integrations.conftest import free_port, stop, wait_http
-from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 HERE = PROJECT_ROOT / "deploy" / "prometheus"

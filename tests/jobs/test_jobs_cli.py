@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from core import runs
 from core.cli import main
-from core.datasets import DatasetInfo
+from core.data.datasets import DatasetInfo
+from core.retraining import runs
 from tests.conftest import PROJECT_ROOT
 
 

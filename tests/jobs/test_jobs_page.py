@@ -8,12 +8,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import runs, schedules
-from core.auth import SYSTEM
+from core.accounts.auth import SYSTEM
+from core.retraining import runs, schedules
 from tests.conftest import RegistryEnv
 from tests.dashboard.builders import create_accounts
 from tests.dashboard.conftest import assert_clean, sign_in, submit
-from tests.jobs.conftest import Workers, ingest, wait_for
+from tests.fixtures.workers import Workers, ingest, wait_for
 
 JOBS = "app_pages/jobs.py"
 
@@ -129,7 +129,8 @@ def test_run_now_from_the_page_is_picked_up_by_the_worker(
 def test_monitoring_failures_are_shown_with_their_error(accounts: RegistryEnv) -> None:
     import datetime as dt
 
-    from core import monitor, monitoring, registry, training
+    from core import monitoring, registry, training
+    from core.monitoring import monitor
 
     ds = ingest(accounts.root, users=200)
     version = training.train(

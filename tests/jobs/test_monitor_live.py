@@ -25,14 +25,16 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core import alerts, monitor, monitoring, registry, runs, schedules, training
-from core.auth import SYSTEM
-from core.categories import CATEGORIES
+from core import monitoring, registry, training
+from core.accounts.auth import SYSTEM
+from core.data.categories import CATEGORIES
+from core.data.generator import DriftEpisode, generate_users
 from core.db import transaction
-from core.generator import DriftEpisode, generate_users
-from core.telemetry_tables import DriftResultRow, MonitorResultRow
+from core.db.tables import DriftResultRow, MonitorResultRow
+from core.monitoring import alerts, monitor
+from core.retraining import runs, schedules
 from tests.conftest import PROJECT_ROOT
-from tests.jobs.conftest import Workers, ingest, wait_for
+from tests.fixtures.workers import Workers, ingest, wait_for
 
 KEY = "monitor-key"
 WINDOW_MIN = 0.25  # 15-second windows keep the test short; the job is the same at 60 minutes
@@ -205,7 +207,7 @@ def test_killed_mid_catch_up_every_window_is_stored_once(
     """A day's worth of minute windows is caught up; the worker is killed half-way through,
     restarted, and every window ends up stored exactly once (drift results included)."""
     registry.update_model(actor=SYSTEM, name="recsys", settings={"monitor_window_minutes": 1})
-    from core import predict
+    from core.serving import predict
 
     loaded = predict.load("recsys")
     users = _users(400, seed=9, shifted=False)

@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from core import runs, schedules
-from core.auth import SYSTEM
+from core.accounts.auth import SYSTEM
 from core.config import get_settings
-from core.datasets import DatasetInfo
+from core.data.datasets import DatasetInfo
 from core.db import utcnow
-from core.schedules import ScheduleInfo
+from core.retraining import runs, schedules
+from core.retraining.schedules import ScheduleInfo
 from jobs import tasks
 from jobs.worker import Options, Worker, parse_args
 from tests.helpers import register_dummy

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core import alerts, leader, registry, resources, runs, schedules
-from core.auth import SYSTEM
+from core import registry
+from core.accounts.auth import SYSTEM
 from core.config import get_settings
-from core.datasets import DatasetInfo
-from tests.jobs.conftest import Workers, wait_for
+from core.data.datasets import DatasetInfo
+from core.monitoring import alerts, resources
+from core.retraining import leader, runs, schedules
+from tests.fixtures.workers import Workers, wait_for
 
 pytest.importorskip("core.training")
 

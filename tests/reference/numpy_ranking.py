@@ -1,4 +1,4 @@
-"""The array-at-a-time NumPy ranking that ``core.ranking_kernel`` replaced.
+"""The array-at-a-time NumPy ranking that ``core.serving.ranking_kernel`` replaced.
 
 Kept as an independent oracle for what the row-by-row Planwise original cannot express:
 another radius, other weights, another category mapping. Same operations in the same order,
@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from core.catalogue import Catalogue
-from core.categories import MAX_RATING, N_CATEGORIES
-from core.ranking import DEFAULT_CONFIG, EARTH_RADIUS_M, Ranked, RankingConfig, distances_m
+from core.data.catalogue import Catalogue
+from core.data.categories import MAX_RATING, N_CATEGORIES
+from core.serving.ranking import DEFAULT_CONFIG, EARTH_RADIUS_M, Ranked, RankingConfig, distances_m
 
 
 def _box(catalogue: Catalogue, lat: float, lng: float, radius_m: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """A straightforward, row-by-row Planwise recommender written from DESIGN.md's description.
 
-Independent of ``core.ranking`` on purpose (plain Python over DataFrame rows, the Keras model
+Independent of ``core.serving.ranking`` on purpose (plain Python over DataFrame rows, the Keras
+model
 called directly, scikit-learn's scaler), so the tests compare two implementations of the
 description rather than one with itself. ``bench/`` times it as the per-row reference.
 """
