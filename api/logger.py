@@ -28,6 +28,7 @@ from prometheus_client import Counter, Gauge
 from api.log_writer import BatchWriter, InProcessWriter
 from core import monitoring
 from core.config import get_settings, redact
+from core.db import utcnow
 from core.errors import CoreError
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class PredictionLogger:
             first = self.buffer[0]
         except IndexError:
             return 0.0
-        return max(0.0, (monitoring.utcnow() - first.ts).total_seconds())
+        return max(0.0, (utcnow() - first.ts).total_seconds())
 
     def state(self) -> dict[str, object]:
         """The log's health, for ``/health``: ``draining`` is False when its oldest record

@@ -23,14 +23,14 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core import monitoring, registry
+from core import registry
 from core.config import get_settings
 from core.data import datasets, splits
 from core.data.categories import CATEGORIES
 from core.db import transaction, utcnow
 from core.db.tables import DriftResultRow, PredictionReferenceRow
 from core.errors import BadInput, NotFound
-from core.monitoring import alerts, drift
+from core.monitoring import alerts, drift, reads
 from core.registry import artifacts
 from core.registry.entities import VersionInfo
 
@@ -410,14 +410,14 @@ def data_drift(
     """Inputs of the window against the serving version's training data; stored."""
     v = _version_at(model, version)
     ref, label = reference or cached_reference_ratings(v)
-    window = monitoring.window(model, start, end, version=v.version)
+    window = reads.window(model, start, end, version=v.version)
     if window.empty:
         raise BadInput(
             f"no logged requests of {v.label} between {start:%Y-%m-%d %H:%M} and "
             f"{end:%Y-%m-%d %H:%M}"
         )
     result = drift.compute(
-        ref, monitoring.ratings_of(window), numeric=list(CATEGORIES), html=html, seed=seed
+        ref, reads.ratings_of(window), numeric=list(CATEGORIES), html=html, seed=seed
     )
     if window.attrs.get("step", 1) > 1:
         result.sampling += f"; logs thinned to every {window.attrs['step']}th request by id"
@@ -444,17 +444,17 @@ def report_html(result_id: int) -> Path:
             raise BadInput(f"drift result #{result_id} names no version")
         v = registry.get_version(record.model, record.version)
         ref, _ = cached_reference_ratings(v)
-        window = monitoring.window(
+        window = reads.window(
             record.model, record.window_start, record.window_end, version=record.version
         )
-        current = monitoring.ratings_of(window)
+        current = reads.ratings_of(window)
         numeric, categorical = list(CATEGORIES), []
     elif not record.reference.startswith("traffic "):
         if record.version is None:
             raise BadInput(f"drift result #{result_id} names no version")
         ref, _ = prediction_reference(registry.get_version(record.model, record.version))
         current = prediction_frame(
-            monitoring.window(
+            reads.window(
                 record.model, record.window_start, record.window_end, version=record.version
             )
         )
@@ -462,9 +462,9 @@ def report_html(result_id: int) -> Path:
     else:
         span = record.reference.removeprefix("traffic ").split(" – ")
         ref_start, ref_end = (dt.datetime.fromisoformat(x) for x in span)
-        ref = prediction_frame(monitoring.window(record.model, ref_start, ref_end))
+        ref = prediction_frame(reads.window(record.model, ref_start, ref_end))
         current = prediction_frame(
-            monitoring.window(record.model, record.window_start, record.window_end)
+            reads.window(record.model, record.window_start, record.window_end)
         )
         numeric, categorical = [PRED_PREFIX + c for c in CATEGORIES], [TOP_CATEGORY]
     if current.empty:
