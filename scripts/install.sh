@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv and install the pinned requirements; with --dev also the test tools and
-# Debian's Chromium for the browser tests. Safe to run again: it only adds what is missing.
+# Create .venv, install the pinned requirements and then the project itself (editable, without
+# dependencies: the pins are the lock), so that `python -m core`, `python -m api`, `python -m jobs`
+# and the tests import the packages from any folder without PYTHONPATH; with --dev also the test
+# tools and Debian's Chromium for the browser tests. Safe to run again: it only adds what is
+# missing (the stamp names the requirements and pyproject.toml, so a change to either reinstalls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,14 +11,16 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$( (cat requirements.txt requirements-serving.txt; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ]; then
+stamp=.venv/.installed-$( (cat requirements.txt requirements-serving.txt pyproject.toml; if [ "${1:-}" = --dev ]; then cat requirements-dev.txt; fi) | sha256sum | cut -c1-16)
+# The stamp alone would miss a project uninstalled by hand: its metadata is checked too.
+if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import importlib.metadata as m; m.version('planwise-monitor')" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     if [ "${1:-}" = --dev ]; then
         .venv/bin/python -m pip install --quiet -r requirements-dev.txt
     else
         .venv/bin/python -m pip install --quiet -r requirements.txt
     fi
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     touch "$stamp"
 fi
 
