@@ -20,8 +20,9 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LEGACY_MODEL = PROJECT_ROOT / "data" / "planwise" / "legacy_model"  # the original Planwise model
 # Fixtures shared across folders (a conftest.py reaches only its own folder).
-pytest_plugins = ["tests.fixtures.workers"]
+pytest_plugins = ["tests.fixtures.workers", "tests.fixtures.cli"]
 
 
 def _postgres_reachable() -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,9 +13,10 @@ from core.accounts.auth import SYSTEM
 from core.registry import artifacts
 from core.serving import predict
 from core.training import legacy
-from tests.core.training.test_training import _dataset
+from tests.conftest import LEGACY_MODEL
+from tests.fixtures.data import ingest_generated
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 KEY = {"X-API-Key": "test-key"}
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
 
@@ -111,7 +111,7 @@ def test_api_key_is_required(served):
 
 
 def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
-    ref = _dataset(served.backend.root, n=400)
+    ref = ingest_generated(served.backend.root, n=400)
     cand = training.train(
         actor=SYSTEM,
         family="transfer",

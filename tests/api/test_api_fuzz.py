@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -11,8 +9,9 @@ from hypothesis import HealthCheck, settings
 from core import registry
 from core.accounts.auth import SYSTEM
 from core.training import legacy
+from tests.conftest import LEGACY_MODEL
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +16,10 @@ import pytest
 from core import monitoring, registry, training
 from core.accounts.auth import SYSTEM
 from core.training import legacy
-from tests.conftest import PROJECT_ROOT
-from tests.core.training.test_training import _dataset
+from tests.conftest import LEGACY_MODEL, PROJECT_ROOT
+from tests.fixtures.data import ingest_generated
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
 SWITCH_LAG = dt.timedelta(seconds=3)  # poll interval + loading a version, with slack
 
@@ -40,7 +39,7 @@ def test_promote_and_rollback_under_load(backend):
         name="autoencoder",
     )
     registry.promote(actor=SYSTEM, model="autoencoder", version=v1.version, stage="production")
-    ref = _dataset(backend.root, n=300)
+    ref = ingest_generated(backend.root, n=300)
     v2 = training.train(
         actor=SYSTEM,
         family="transfer",

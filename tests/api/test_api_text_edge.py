@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,9 +23,9 @@ import pytest
 from core import monitoring, registry
 from core.accounts.auth import SYSTEM
 from core.training import legacy
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import LEGACY_MODEL, PROJECT_ROOT
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 KEY = {"X-API-Key": "edge-key"}
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
 

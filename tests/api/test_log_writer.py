@@ -21,7 +21,7 @@ from core import monitoring
 from core.config import Settings
 from core.db import transaction
 from core.db.tables import PredictionLogRow
-from tests.core.monitoring.test_prediction_log import T0, rec
+from tests.fixtures.predictions import T0, rec
 
 MADRID = dt.timezone(dt.timedelta(hours=2))
 

@@ -15,7 +15,6 @@ import http.server
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -34,18 +33,14 @@ from core.data.generator import generate_users
 from core.monitoring import alerts
 from core.rollout import ab
 from tests.conftest import PROJECT_ROOT, RegistryEnv
+from tests.fixtures.api import KEY, free_port
 from tests.fixtures.workers import Workers, wait_for
 
-KEY = "rollout-key"
 BODY = {"lat": 40.4168, "lng": -3.7038, "k": 5}
 CTR = {"production": 0.5, "canary": 0.6}  # the canary is 20 % better
 SWITCH_LAG = dt.timedelta(seconds=3)  # the API's registry poll and a version load, with slack
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -148,7 +143,7 @@ def served(
         actor=SYSTEM, name="rec", settings={"gates": {}, "ab": {"tau": 0.05, "click_delay_s": 3}}
     )
     registry.promote(actor=SYSTEM, model="rec", version=versions[0], stage="production")
-    port = _free_port()
+    port = free_port()
     base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
     env = {
         **base_env,

@@ -27,8 +27,8 @@ from core.data import datasets
 from core.data.generator import generate_users
 from core.rollout import shadow
 from core.serving import predict
-from tests.api.test_rollout_e2e import KEY, _free_port
 from tests.conftest import PROJECT_ROOT
+from tests.fixtures.api import KEY, free_port
 from tests.fixtures.workers import wait_for
 
 
@@ -92,7 +92,7 @@ def test_live_requests_are_shadow_scored_by_the_staging_version(sqlite_backend, 
     registry.promote(actor=SYSTEM, model="rec", version=prod, stage="production")
     registry.promote(actor=SYSTEM, model="rec", version=staging, stage="staging")
     shadow.set_rate(actor=SYSTEM, model="rec", rate=1.0)
-    port = _free_port()
+    port = free_port()
     base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
     env = {**base_env, **sqlite_backend.env, "API_KEYS": KEY}
     server = subprocess.Popen(

@@ -12,8 +12,8 @@ import pytest
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
 from tests.browser.conftest import Server
-from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _settled, _shoot, _sign_in
 from tests.dashboard.builders import MODEL, ROLES
+from tests.fixtures.browser import VIEWPORT, WAIT_MS, settled, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -25,8 +25,8 @@ def _sign_in_when_ready(page, user: str) -> None:
 
     for attempt in range(2):
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        _settled(page)
-        _sign_in(page, user)
+        settled(page)
+        sign_in(page, user)
         signed_in = _signed_in_as(page, user)
         try:
             expect(signed_in).to_be_visible()
@@ -71,7 +71,7 @@ def test_sessions_survive_reload_new_tab_and_shared_links(server: Server, chromi
             expect(_heading(page, "Compare versions")).to_be_visible()
             assert page.url == link
             expect(_signed_in_as(page, "olga")).to_be_visible()
-            _settled(page)
+            settled(page)
             _cookie_written(context)
             # The cookie names the session; nothing of it is in the URL.
             cookie = next(c for c in context.cookies() if c["name"] == "planwise_session")
@@ -100,7 +100,7 @@ def test_sessions_survive_reload_new_tab_and_shared_links(server: Server, chromi
             expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
             # A new password set by an admin signs the account out at its next click.
-            _sign_in(page, "olga")
+            sign_in(page, "olga")
             expect(_signed_in_as(page, "olga")).to_be_visible()
             auth.change_password(actor=SYSTEM, username="olga", new_password="brand-new-pass-1")
             page.get_by_test_id("stSidebarNavLink").filter(has_text="Models").click()
@@ -148,7 +148,7 @@ def test_first_hour_of_each_role(server: Server, chromium: str) -> None:
                     expect(_signed_in_as(page, user)).to_be_visible()
                     sidebar = page.get_by_test_id("stSidebar")
                     expect(sidebar.locator(".stMarkdownBadge", has_text=role).first).to_be_visible()
-                    _settled(page)
+                    settled(page)
                     _cookie_written(context)
                     page.reload()
                     expect(_heading(page, "Preview recommendations")).to_be_visible()
@@ -163,16 +163,16 @@ def test_first_hour_of_each_role(server: Server, chromium: str) -> None:
                         page.get_by_test_id("stMultiSelect").first.click()
                         page.get_by_role("option", name=f"{MODEL}@{populated.candidate}").click()
                         page.keyboard.press("Escape")
-                        _settled(page)
+                        settled(page)
                         expect(
                             page.get_by_text(f"{MODEL}@{populated.candidate} · ").first
                         ).to_be_visible()
                         expect(maps).to_have_count(3)  # two maps and the category scores
-                        _shoot(page, "preview")
+                        shoot(page, "preview")
 
                     _nav(page, "Audit")
                     expect(_heading(page, "Audit a version")).to_be_visible()
-                    _settled(page)
+                    settled(page)
                     expect(page.get_by_text("Model configuration:")).to_be_visible()
                     expect(
                         page.get_by_text(re.compile("music halls.+establishment"))
@@ -189,7 +189,7 @@ def test_first_hour_of_each_role(server: Server, chromium: str) -> None:
                         page.get_by_placeholder("What you checked").fill("lists look right")
                         button.click()
                         expect(page.get_by_text(re.compile("Recorded: approve"))).to_be_visible()
-                        _shoot(page, "audit")
+                        shoot(page, "audit")
                 except Exception:
                     page.screenshot(path=str(server.registry.root / f"failure-{user}.png"))
                     print(server.log.read_text()[-5000:])

@@ -10,8 +10,8 @@ from core.accounts.auth import SYSTEM
 from core.data.generator import DriftEpisode
 from core.demo import simulate
 from tests.browser.conftest import Server
-from tests.browser.test_dashboard import VIEWPORT, WAIT_MS, _open, _settled, _shoot, _sign_in
 from tests.dashboard.builders import MODEL
+from tests.fixtures.browser import VIEWPORT, WAIT_MS, open_page, settled, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -33,34 +33,34 @@ def test_drift_monitoring_explorer_and_report(server: Server, chromium: str) -> 
         page.set_default_timeout(WAIT_MS)
         try:
             page.goto(server.url)
-            _sign_in(page, "olga")
+            sign_in(page, "olga")
             expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
             expect(page.get_by_text("Serving health, last 24 hours")).to_be_visible()
             expect(page.get_by_text(f"Open alerts on {MODEL}")).to_be_visible()
 
-            _open(page, "Data drift")
+            open_page(page, "Data drift")
             expect(page.get_by_text("Drift share (latest)")).to_be_visible()
             expect(page.locator(".js-plotly-plot").first).to_be_visible()
-            _shoot(page, "data-drift")
+            shoot(page, "data-drift")
 
-            _open(page, "Monitoring")
+            open_page(page, "Monitoring")
             expect(page.get_by_text("Open alerts", exact=True)).to_be_visible()
             assert page.locator(".js-plotly-plot").count() >= 4
-            _shoot(page, "monitoring")
+            shoot(page, "monitoring")
 
-            _open(page, "Request explorer")
+            open_page(page, "Request explorer")
             expect(page.get_by_text("Page 1 · 50 requests, newest first")).to_be_visible()
             expect(page.get_by_role("heading", name="One request")).to_be_visible()
-            _settled(page)
-            _shoot(page, "request-explorer")
+            settled(page)
+            shoot(page, "request-explorer")
 
-            _open(page, "Slices & report", "Slices and model report")
+            open_page(page, "Slices & report", "Slices and model report")
             expect(page.get_by_text("Quality by slice against production")).to_be_visible()
             page.get_by_role("button", name="Build the report").click()
             expect(page.get_by_role("button", name="Download report.html")).to_be_visible(
                 timeout=120_000
             )
-            _settled(page)
-            _shoot(page, "slices-and-report")
+            settled(page)
+            shoot(page, "slices-and-report")
         finally:
             browser.close()

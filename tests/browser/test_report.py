@@ -13,9 +13,9 @@ import pytest
 from core import registry, training
 from core.accounts.auth import SYSTEM
 from core.review import report
-from tests.browser.test_dashboard import SHOTS, VIEWPORT
-from tests.core.review.test_slices_explorer_report import ColdStartBroken
-from tests.core.training.test_training import _dataset
+from tests.fixtures.browser import SHOTS, VIEWPORT
+from tests.fixtures.data import ingest_generated
+from tests.fixtures.families import ColdStartBroken
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def test_the_report_renders_offline_and_flags_the_worse_slice(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    users = _dataset(sqlite_backend.root, n=3000, seed=3)
+    users = ingest_generated(sqlite_backend.root, n=3000, seed=3)
     prod = training.train(actor=SYSTEM, family="svd", dataset=users).version
     registry.promote(actor=SYSTEM, model="svd", version=prod.version, stage="production")
     monkeypatch.setattr(training, "family_class", lambda name: ColdStartBroken)

@@ -18,10 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import reset_settings
 from core.db import migrate
-from tests.conftest import RegistryEnv, make_env
+from tests.conftest import PROJECT_ROOT, RegistryEnv, make_env
 from tests.dashboard.builders import MODEL, PASSWORDS, Populated, create_accounts, populate
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 TIMEOUT = 30  # the machine running the suite may be busy
 PAGES = {
     "overview": "app_pages/overview.py",

@@ -6,13 +6,13 @@ import datetime as dt
 import json
 import logging
 import re
-from pathlib import Path
 
 import pytest
 
 from core import registry
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
+from tests.conftest import PROJECT_ROOT
 from tests.dashboard.builders import BASELINE, BASELINE_DESCRIPTION, MODEL, populate
 from tests.dashboard.conftest import (
     PAGES,
@@ -25,7 +25,7 @@ from tests.dashboard.conftest import (
     table,
 )
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
+DASHBOARD = PROJECT_ROOT / "dashboard"
 PRODUCT_PAGES = ["overview", "models", "compare", "preview", "audit", "deploy", "account"]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.accounts.auth import SYSTEM
-from core.retraining import runs, schedules
+from core.retraining import queue, runs, schedules
 from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, sign_in
 
@@ -18,7 +18,7 @@ def test_run_now_shows_the_run_it_queued_not_the_one_looked_at_before(populated)
         cron="0 3 1 1 *",
         dataset=populated.dataset.name,
     )
-    earlier = schedules.queue_retrain(MODEL, "manual", "an earlier run", actor=SYSTEM).run
+    earlier = queue.queue_retrain(MODEL, "manual", "an earlier run", actor=SYSTEM).run
     assert runs.claim(earlier.id, worker_id="w1") is not None
     runs.finish(earlier.id, worker_id="w1", status="failed", error="boom")
 
@@ -76,11 +76,11 @@ def test_after_the_warm_up_first_visits_compute_nothing(populated, monkeypatch) 
     visits then rank nothing (the expensive part of the 11–13 s first visits)."""
     from core.review import audit_review, comparison
     from core.serving import predict
-    from dashboard import cache
+    from dashboard.cache import warm_up
 
     at = sign_in("ana")
     timings: dict[str, float] = {}
-    cache._warm(timings)
+    warm_up._warm(timings)
     assert "total" in timings and "views" in timings
 
     def refuse(*args: object, **kwargs: object) -> None:

@@ -58,7 +58,7 @@ def test_service_resources_keep_a_line_when_samples_cover_little_of_the_period(
 
     from core.db import transaction, utcnow
     from core.db.tables import ResourceSampleRow
-    from dashboard import insight_cache
+    from dashboard.cache import insight as insight_cache
 
     now = utcnow()
     with transaction() as s:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 ENV = {**os.environ, "POSTGRES_PASSWORD": "pw", "API_KEYS": "k1,k2"}
 TOPOLOGY = {"db", "store", "init", "worker1", "worker2", "api1", "api2", "lb", "dashboard"}
 

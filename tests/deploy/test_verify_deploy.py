@@ -12,13 +12,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import PROJECT_ROOT
+
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 NEEDED = ("docker", "dockerd", "docker-compose", "debootstrap")
 
 

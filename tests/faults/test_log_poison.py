@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from api.log_writer import InProcessWriter, WriterProcess
 from api.logger import PredictionLogger
 from core import monitoring
-from tests.core.monitoring.test_prediction_log import T0, rec
+from tests.fixtures.predictions import T0, rec
 
 BAD = {
     "user_id": "evil\x00",

@@ -25,7 +25,7 @@ from core.db import dispose_engines, transaction
 from core.db.tables import StageEventRow, VersionRow
 from core.errors import CoreError
 from tests.conftest import RegistryEnv, _registry
-from tests.core.training.test_training import _dataset
+from tests.fixtures.data import ingest_generated
 from tests.helpers import register_dummy
 
 pytestmark = [
@@ -105,7 +105,7 @@ def test_promotion_fails_cleanly_and_the_registry_stays_consistent(outage):
 def test_training_run_leaves_no_version_and_no_artifacts(outage):
     """Invariant: a version exists in the registry if and only if its folder does."""
     o, env = outage
-    ref = _dataset(env.root, n=400)
+    ref = ingest_generated(env.root, n=400)
 
     def stop_before_registering(fraction: float, message: str) -> None:
         if message.startswith("writing artifacts"):

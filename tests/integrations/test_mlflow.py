@@ -29,7 +29,7 @@ from core.accounts.auth import SYSTEM
 from core.config import reset_settings
 from core.data import catalogue
 from core.data.datasets import DatasetInfo
-from core.retraining import schedules
+from core.retraining import policies, queue, schedules
 from core.serving import predict, ranking
 from core.serving.ranking import final_scores
 from tests.conftest import PROJECT_ROOT, RegistryEnv
@@ -110,9 +110,9 @@ def test_manual_and_scheduled_trainings_are_logged(tracked: RegistryEnv) -> None
         actor=SYSTEM, model="svd", every_s=3600, dataset=data.name,
         params={"rank": 4, "impute_rounds": 2},
     )  # fmt: skip
-    run = schedules.fire("svd", scheduled_for=dt.datetime.now(dt.UTC))
+    run = queue.fire("svd", scheduled_for=dt.datetime.now(dt.UTC))
     assert run is not None
-    outcome = schedules.execute(run)
+    outcome = policies.execute(run)
     scheduled = registry.get_version("svd", outcome.version)
     _check_run(url, scheduled.metadata["mlflow"], scheduled.label, data, steps=2)
 

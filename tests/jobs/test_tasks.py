@@ -10,7 +10,7 @@ from core.accounts.auth import SYSTEM
 from core.config import get_settings
 from core.data.datasets import DatasetInfo
 from core.db import utcnow
-from core.retraining import runs, schedules
+from core.retraining import cron, queue, runs, schedules
 from core.retraining.schedules import ScheduleInfo
 from jobs import tasks
 from jobs.worker import Options, Worker, parse_args
@@ -46,7 +46,7 @@ def _schedule(**fields: object) -> ScheduleInfo:
 
 
 def _fires(expr: str, after: dt.datetime, n: int = 3) -> list[dt.datetime]:
-    trigger = tasks.build_trigger(_schedule(cron=schedules.validate_cron(expr)))
+    trigger = tasks.build_trigger(_schedule(cron=cron.validate_cron(expr)))
     out, prev = [], None
     for _ in range(n):
         nxt = trigger.get_next_fire_time(prev, prev or after)
@@ -83,10 +83,10 @@ def test_latest_fire_is_the_fire_being_run() -> None:
     trigger = tasks.build_trigger(_schedule(every_s=60, anchor_at=anchor))
     now = anchor + dt.timedelta(minutes=5, seconds=20)
     assert tasks.latest_fire(trigger, now, 120) == anchor + dt.timedelta(minutes=5)
-    cron = tasks.build_trigger(_schedule(cron="0 3 * * *"))
+    daily = tasks.build_trigger(_schedule(cron="0 3 * * *"))
     now = dt.datetime(2026, 5, 13, 3, 0, 2, tzinfo=UTC)
-    assert tasks.latest_fire(cron, now, 3600) == dt.datetime(2026, 5, 13, 3, 0, tzinfo=UTC)
-    assert tasks.latest_fire(cron, now.replace(hour=9), 60) == now.replace(hour=9)  # none
+    assert tasks.latest_fire(daily, now, 3600) == dt.datetime(2026, 5, 13, 3, 0, tzinfo=UTC)
+    assert tasks.latest_fire(daily, now.replace(hour=9), 60) == now.replace(hour=9)  # none
 
 
 def test_progress_is_logged_sparingly_and_stops_a_cancelled_run() -> None:
@@ -144,7 +144,7 @@ def test_recovery_fails_a_dead_workers_runs_and_moves_no_folder(
     schedules.set_schedule(
         actor=SYSTEM, model="recsys", family="popularity", every_s=60, dataset=dataset.name
     )
-    run = schedules.queue_retrain("recsys", "manual", actor=SYSTEM).run
+    run = queue.queue_retrain("recsys", "manual", actor=SYSTEM).run
     runs.claim(run.id, worker_id="dead")
 
     Worker(Options(), worker_id="alive")._recover()

@@ -14,7 +14,7 @@ from core.accounts.auth import SYSTEM
 from core.config import get_settings
 from core.data.datasets import DatasetInfo
 from core.monitoring import alerts, resources
-from core.retraining import leader, runs, schedules
+from core.retraining import leader, queue, runs, schedules
 from tests.fixtures.workers import Workers, wait_for
 
 pytest.importorskip("core.training")
@@ -73,7 +73,7 @@ def test_schedule_produces_candidates_and_manual_run_is_picked_up(
     assert synced.in_sync and synced.next_run_at is not None
 
     # "Run now" is a queued row; the worker picks it up within seconds.
-    queued = schedules.queue_retrain("recsys", "manual", "a test", actor=SYSTEM)
+    queued = queue.queue_retrain("recsys", "manual", "a test", actor=SYSTEM)
     assert queued.created and queued.run.status == "queued"
     manual = wait_for(
         lambda: runs.get_run(queued.run.id).status == "succeeded" and runs.get_run(queued.run.id),
@@ -137,7 +137,7 @@ def test_killed_during_training_then_restarted_marks_the_run_failed(
         params=ENDLESS_AUTOENCODER,
     )
     first = workers.start(name="first")
-    run = schedules.queue_retrain("ae", "manual", actor=SYSTEM).run
+    run = queue.queue_retrain("ae", "manual", actor=SYSTEM).run
 
     wait_for(lambda: _training(run.id), timeout=90, what="the run to train", logs=workers.logs)
     first.signal(signal.SIGKILL)
@@ -157,7 +157,7 @@ def test_killed_during_training_then_restarted_marks_the_run_failed(
     assert _version_dirs("autoencoder", "ae") == set()
 
     # A SIGTERM in the middle of a training stops it and records it failed, promptly.
-    again = schedules.queue_retrain("ae", "manual", actor=SYSTEM).run
+    again = queue.queue_retrain("ae", "manual", actor=SYSTEM).run
     wait_for(
         lambda: _training(again.id),
         timeout=90,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.core.cli.test_registry_cli import cli  # noqa: F401
-from tests.core.training.test_legacy import LEGACY
+from tests.conftest import LEGACY_MODEL as LEGACY
 
 
 def test_models_show_names_a_file_the_registry_does_not_list(cli) -> None:  # noqa: F811

@@ -137,7 +137,7 @@ def test_models_show_checks_integrity_as_documented(backend, capsys) -> None:
     from core.accounts.auth import SYSTEM
     from core.cli import main
     from core.training import legacy
-    from tests.core.training.test_legacy import LEGACY
+    from tests.conftest import LEGACY_MODEL as LEGACY
 
     assert "models show NAME VERSION` reports the integrity" in (
         PROJECT_ROOT / "docs" / "operations.md"

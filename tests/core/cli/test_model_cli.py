@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from tests.core.cli.test_registry_cli import cli  # noqa: F401 - the fixture
+from tests.conftest import LEGACY_MODEL
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 CENTRE = ["--lat", "40.4168", "--lng", "-3.7038"]
 PREFS = json.dumps([5, 0, 0, 3] + [0] * 25)
 

@@ -21,7 +21,7 @@ from core.cli import main
 from core.data import datasets
 from core.data.generator import generate_users
 from tests.conftest import PROJECT_ROOT
-from tests.core.monitoring.test_drift import SHIFTED, shifted
+from tests.fixtures.drift import SHIFTED, shifted
 
 
 @pytest.fixture(scope="module")

@@ -3,39 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import PROJECT_ROOT, drop_schema, make_env, tree_snapshot
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def cli(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
-    env, schema = make_env(request.param, tmp_path)
-    base = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
-
-    def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "core", *args],
-            cwd=PROJECT_ROOT,
-            env={**base, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{args} failed ({proc.returncode}): {proc.stderr}")
-        return proc
-
-    run.root = tmp_path  # type: ignore[attr-defined]
-    run.env = {**base, **env}  # type: ignore[attr-defined]
-    yield run
-    if schema:
-        drop_schema(schema)
+from tests.conftest import PROJECT_ROOT, tree_snapshot
 
 
 def test_init_ingest_list_promote_rollback(cli) -> None:

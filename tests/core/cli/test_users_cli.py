@@ -12,7 +12,6 @@ import pytest
 from core.accounts import auth
 from core.config import reset_settings
 from tests.conftest import PROJECT_ROOT
-from tests.core.cli.test_registry_cli import cli  # noqa: F401 - the fixture, on both databases
 
 
 def _with_stdin(cli, text: str, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811

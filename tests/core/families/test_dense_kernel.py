@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from core.families import autoencoder, dense_numpy
 from core.families.dense_numpy import ACTIVATIONS, DenseLayer, DenseNet
+from tests.conftest import LEGACY_MODEL
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 
 
 def _users(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

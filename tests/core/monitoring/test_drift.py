@@ -10,19 +10,12 @@ from core.data.categories import CATEGORIES
 from core.data.generator import DriftEpisode, generate_users
 from core.errors import BadInput
 from core.monitoring import drift
+from tests.fixtures.drift import SHIFTED, shifted
 
 CATS = list(CATEGORIES)
-SHIFTED = {"beaches": 2, "museums": -3, "zoo": 2}  # category -> change of every given rating
 TOP = "top category"
 
 
-def shifted(frame: pd.DataFrame, changes: dict[str, int] = SHIFTED) -> pd.DataFrame:
-    """A copy in which the users who rated a category rate it ``change`` higher (1–5)."""
-    out = frame.copy()
-    for column, change in changes.items():
-        rated = out[column] > 0
-        out.loc[rated, column] = np.clip(out.loc[rated, column] + change, 1, 5)
-    return out
 
 
 def with_top_category(frame: pd.DataFrame) -> pd.DataFrame:

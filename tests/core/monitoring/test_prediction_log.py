@@ -22,36 +22,12 @@ from core.db.tables import LATENCY_EDGES_MS, N_LATENCY_BINS
 from core.demo import simulate
 from core.errors import BadInput, NotFound, PermissionDenied
 from core.monitoring import alerts, drift_store
+from tests.fixtures.predictions import T0, rec
 
-T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 OPERATOR = Actor("olga", "operator")
 VIEWER = Actor("victor", "viewer")
 
 
-def rec(
-    at: dt.datetime = T0,
-    *,
-    latency: float = 3.0,
-    variant: str = "production",
-    error: str | None = None,
-    model: str = "recsys",
-    **kwargs,
-) -> monitoring.PredictionRecord:
-    return monitoring.PredictionRecord(
-        model=model,
-        version=kwargs.pop("version", "1.0.0"),
-        variant=variant,
-        ratings=kwargs.pop("ratings", [0.0] * 28 + [4.0]),
-        k=3,
-        places=[] if error else ["p1", "p2", "p3"],
-        categories=[] if error else ["museums", "parks", "zoo"],
-        scores=[] if error else [0.9, 0.8, 0.7],
-        latency_ms=latency,
-        predicted=None if error else [1.0] * 29,
-        error=error,
-        ts=at,
-        **kwargs,
-    )
 
 
 # ------------------------------------------------------------------------ the log and rollups

@@ -18,7 +18,7 @@ from core.errors import AlreadyExists, ArtifactIntegrityError, CoreError
 from core.registry import artifacts
 from core.serving import predict
 from tests.conftest import RegistryEnv, drop_schema, make_env
-from tests.core.training.test_training import _dataset
+from tests.fixtures.data import ingest_generated
 
 MADRID = {"lat": 40.4168, "lng": -3.7038}
 
@@ -59,7 +59,7 @@ def _remote(url: str, rel: str) -> str:
 
 def test_a_trained_version_lives_in_the_store_and_serves_from_a_verified_cache(store) -> None:
     env, url = store
-    users = _dataset(env.root, n=600)
+    users = ingest_generated(env.root, n=600)
     v = training.train(actor=SYSTEM, family="svd", dataset=users, params={"rank": 4}).version
     fs = _fs()
     names = {p.rsplit("/", 1)[1] for p in fs.find(_remote(url, v.artifact_dir))}
@@ -84,7 +84,7 @@ def test_a_trained_version_lives_in_the_store_and_serves_from_a_verified_cache(s
 
 def test_a_tampered_or_missing_object_is_refused_and_named(store) -> None:
     env, url = store
-    users = _dataset(env.root, n=600)
+    users = ingest_generated(env.root, n=600)
     v = training.train(actor=SYSTEM, family="popularity", dataset=users).version
     fs = _fs()
     name = next(n for n in v.files if n != "metadata.json")
@@ -108,7 +108,7 @@ def test_a_tampered_or_missing_object_is_refused_and_named(store) -> None:
 
 def test_a_failed_upload_registers_nothing_and_leaves_nothing(store, monkeypatch) -> None:
     env, url = store
-    users = _dataset(env.root, n=600)
+    users = ingest_generated(env.root, n=600)
     v = training.train(actor=SYSTEM, family="popularity", dataset=users).version
     fs = _fs()
     before = sorted(fs.find(url.split("://", 1)[1]))
@@ -144,7 +144,7 @@ def test_sweep_moves_only_this_registrys_unfinished_store_folders(store) -> None
     import time
 
     env, url = store
-    users = _dataset(env.root, n=600)
+    users = ingest_generated(env.root, n=600)
     v = training.train(actor=SYSTEM, family="popularity", dataset=users).version
     fs = _fs()
     assert not fs.exists(_remote(url, f"{v.artifact_dir}/{artifacts.MARKER}"))

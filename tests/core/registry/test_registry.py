@@ -22,7 +22,7 @@ from core.errors import (
     PermissionDenied,
     StageConflict,
 )
-from core.registry import artifacts
+from core.registry import artifacts, versions
 from tests.helpers import register_dummy, registry_dump
 
 OPERATOR = Actor("olga", "operator")
@@ -92,7 +92,7 @@ def test_failed_registration_leaves_no_folder_and_no_row(backend, monkeypatch) -
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("disk vanished")
 
-    monkeypatch.setattr(registry, "StageEventRow", broken)
+    monkeypatch.setattr(versions, "StageEventRow", broken)
     with pytest.raises(RuntimeError):
         register_dummy()
     assert registry_dump() == before

@@ -11,7 +11,7 @@ from core.accounts.auth import SYSTEM
 from core.data.datasets import DatasetInfo
 from core.db import utcnow
 from core.errors import BadInput
-from core.retraining import runs, schedules
+from core.retraining import queue, runs, schedules
 from tests.helpers import register_dummy
 
 
@@ -23,11 +23,9 @@ def queued(backend, dataset: DatasetInfo) -> list[runs.RunInfo]:
             actor=SYSTEM, model=model, family="popularity", every_s=60, dataset=dataset.name
         )
     return [
-        schedules.queue_retrain("recsys", "manual", "first", actor=SYSTEM).run,
-        schedules.queue_retrain(
-            "recsys", "manual", "second", actor=SYSTEM, dataset=dataset.label
-        ).run,
-        schedules.queue_retrain("other", "manual", actor=SYSTEM).run,
+        queue.queue_retrain("recsys", "manual", "first", actor=SYSTEM).run,
+        queue.queue_retrain("recsys", "manual", "second", actor=SYSTEM, dataset=dataset.label).run,
+        queue.queue_retrain("other", "manual", actor=SYSTEM).run,
     ]
 
 

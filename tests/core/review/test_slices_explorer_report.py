@@ -13,27 +13,19 @@ from core import monitoring, registry, training
 from core.accounts.auth import SYSTEM
 from core.data.categories import CATEGORIES
 from core.errors import BadInput, NotFound
-from core.families.svd import SVD
 from core.monitoring import explorer
 from core.review import report, slices
-from tests.core.training.test_training import _dataset
+from tests.fixtures.data import ingest_generated
+from tests.fixtures.families import ColdStartBroken
 
 COLD = ("ratings given", "1–3 ratings (cold start)")
 
 
-class ColdStartBroken(SVD):
-    """An SVD that ranks backwards for users who gave three ratings or fewer."""
-
-    def predict(self, ratings: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        pred = super().predict(ratings, mask)
-        cold = mask.sum(axis=1) <= 3
-        pred[cold] = 5.0 - pred[cold]
-        return pred
 
 
 @pytest.fixture
 def two_versions(sqlite_backend, monkeypatch):
-    ref = _dataset(sqlite_backend.root, n=5000, seed=3)
+    ref = ingest_generated(sqlite_backend.root, n=5000, seed=3)
     prod = training.train(actor=SYSTEM, family="svd", dataset=ref).version
     registry.promote(actor=SYSTEM, model="svd", version=prod.version, stage="production")
     monkeypatch.setattr(training, "family_class", lambda name: ColdStartBroken)

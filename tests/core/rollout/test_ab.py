@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 
 import numpy as np
 import pytest
 
-from core import monitoring, registry
+from core import registry
 from core.accounts.auth import SYSTEM
 from core.cli import main
 from core.db import utcnow
 from core.rollout import ab
+from tests.fixtures.traffic import ab_traffic
 from tests.helpers import register_dummy
 
 ALPHA = 0.05
@@ -91,35 +91,6 @@ def test_wilson_matches_the_closed_form():
     assert (lo, hi) == pytest.approx((centre - half, centre + half))
 
 
-def _traffic(model: str, prod: str, canary: str, n: int, p_prod: float, p_canary: float, *,
-             error_rate: float = 0.0, seed: int = 1, share: float = 0.5,
-             ago: dt.timedelta = dt.timedelta(0), clicks: bool = True,
-             canary_ms: float = 3.0) -> None:  # fmt: skip
-    rnd = random.Random(seed)
-    ts = utcnow() - ago
-    records = []
-    for _ in range(n):
-        is_canary = rnd.random() < share
-        failed = is_canary and rnd.random() < error_rate
-        records.append(
-            monitoring.PredictionRecord(
-                model=model,
-                version=canary if is_canary else prod,
-                variant="canary" if is_canary else "production",
-                ratings=[0.0] * 29,
-                k=2,
-                places=[] if failed else ["p1", "p2"],
-                categories=[] if failed else ["parks", "parks"],
-                scores=[] if failed else [1.0, 0.5],
-                latency_ms=canary_ms if is_canary else 3.0,
-                error="boom" if failed else None,
-                ts=ts,
-            )
-        )
-    monitoring.write_batch(records)
-    for r in records if clicks else ():
-        if r.error is None and rnd.random() < (p_canary if r.variant == "canary" else p_prod):
-            monitoring.record_feedback(r.request_id, "p1")
 
 
 @pytest.fixture
@@ -134,7 +105,7 @@ def experiment(backend):
 
 def test_readout_json_follows_the_contract(experiment, capsys):
     prod, canary = experiment
-    _traffic("m", prod, canary, 1200, 0.3, 0.5)
+    ab_traffic("m", prod, canary, 1200, 0.3, 0.5)
     assert main(["ab", "m", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"model", "production", "canary", "difference", "decision", "method", "guardrails"} <= (
@@ -157,7 +128,7 @@ def test_readout_json_follows_the_contract(experiment, capsys):
 
 def test_error_rate_breaks_its_guardrail(experiment):
     prod, canary = experiment
-    _traffic("m", prod, canary, 600, 0.0, 0.0, error_rate=0.2)
+    ab_traffic("m", prod, canary, 600, 0.0, 0.0, error_rate=0.2)
     r = ab.readout("m")
     guard = next(g for g in r.guardrails if g.name == "error_rate")
     assert guard.status == "failed" and r.verdict == "failed"
@@ -178,8 +149,8 @@ def test_requests_still_waiting_for_their_clicks_are_not_counted(experiment):
     """A canary stepped up from 10 % to 90 %: most of its requests are recent and their
     clicks have not arrived yet. Counted anyway, the equal canary looked much worse."""
     prod, canary = experiment
-    _traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.1, ago=dt.timedelta(minutes=30))
-    _traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.9, seed=2, clicks=False)
+    ab_traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.1, ago=dt.timedelta(minutes=30))
+    ab_traffic("m", prod, canary, 1500, 0.4, 0.4, share=0.9, seed=2, clicks=False)
     since = utcnow() - dt.timedelta(hours=1)
     hasty = ab.readout("m", since=since)
     assert hasty.decision == "worse"  # what counting unanswered requests concludes
@@ -192,10 +163,10 @@ def test_requests_still_waiting_for_their_clicks_are_not_counted(experiment):
 
 def test_a_slow_canary_breaks_the_latency_guardrail_once_enough_requests_tell(experiment):
     prod, canary = experiment
-    _traffic("m", prod, canary, 100, 0.3, 0.3, canary_ms=900.0)
+    ab_traffic("m", prod, canary, 100, 0.3, 0.3, canary_ms=900.0)
     early = next(g for g in ab.readout("m").guardrails if g.name == "latency_p99_ms")
     assert early.status == "pending"  # fewer than min_latency_requests canary requests
-    _traffic("m", prod, canary, 400, 0.3, 0.3, canary_ms=900.0, seed=2)
+    ab_traffic("m", prod, canary, 400, 0.3, 0.3, canary_ms=900.0, seed=2)
     r = ab.readout("m")
     guard = next(g for g in r.guardrails if g.name == "latency_p99_ms")
     assert guard.status == "failed" and guard.value > 500 and guard.production < 10
@@ -207,7 +178,7 @@ def test_errors_count_at_once_while_clicks_wait(experiment):
     for their clicks (which would delay a rollback by the whole click delay)."""
     prod, canary = experiment
     registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 120}})
-    _traffic("m", prod, canary, 800, 0.3, 0.3, error_rate=0.25)
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3, error_rate=0.25)
     r = ab.readout("m")
     assert r.canary.requests == 0 and r.canary.served > 300  # no click-through yet
     guard = next(g for g in r.guardrails if g.name == "error_rate")

@@ -15,7 +15,7 @@ from core.cli import main
 from core.db import utcnow
 from core.errors import AlreadyExists, BadInput, PermissionDenied
 from core.monitoring import alerts
-from tests.core.rollout.test_ab import _traffic
+from tests.fixtures.traffic import ab_traffic
 from tests.helpers import register_dummy
 
 LATER = dt.timedelta(hours=1)  # a "now" past every soak
@@ -73,7 +73,7 @@ def test_a_step_waits_for_soak_requests_and_guardrails_then_carries_figures(stag
     prod, canary = staged
     plan = _start()
     assert rollout.tick()[0].action == "held"  # no canary traffic: guardrails not judged
-    _traffic("m", prod, canary, 800, 0.3, 0.3)
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3)
     (held,) = rollout.tick()  # guardrails hold, but the step has not soaked
     assert held.action == "held" and "soaked" in held.detail
     (advanced,) = rollout.tick(now=utcnow() + LATER)
@@ -85,7 +85,7 @@ def test_a_step_waits_for_soak_requests_and_guardrails_then_carries_figures(stag
     assert event.figures["step"]["canary_requests"] >= 50
     # The last step needs its own requests before the version is promoted.
     assert rollout.tick(now=utcnow() + 2 * LATER)[0].action == "held"
-    _traffic("m", prod, canary, 800, 0.3, 0.3, seed=2)
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3, seed=2)
     assert rollout.tick(now=utcnow() + 2 * LATER)[0].action == "completed"
     info = registry.get_model("m")
     assert info.production == canary and info.staging is None and info.canary_share == 0
@@ -101,7 +101,7 @@ def test_a_step_waits_for_soak_requests_and_guardrails_then_carries_figures(stag
 def test_a_broken_guardrail_rolls_back_at_once_with_an_alert(staged):
     prod, canary = staged
     plan = _start(min_soak_s=3600)
-    _traffic("m", prod, canary, 600, 0.3, 0.3, error_rate=0.25)
+    ab_traffic("m", prod, canary, 600, 0.3, 0.3, error_rate=0.25)
     (outcome,) = rollout.tick()  # no soak needed to roll back
     assert outcome.action == "rolled_back" and "error_rate" in outcome.detail
     assert registry.get_model("m").canary_share == 0.0
@@ -118,7 +118,7 @@ def test_a_broken_guardrail_rolls_back_at_once_with_an_alert(staged):
 def test_concurrent_ticks_apply_a_step_once(staged):
     prod, canary = staged
     plan = _start(steps=[0.1, 0.5, 1.0])
-    _traffic("m", prod, canary, 800, 0.3, 0.3)
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3)
     later = utcnow() + LATER
     barrier, outcomes = threading.Barrier(3), []
 
@@ -139,12 +139,12 @@ def test_concurrent_ticks_apply_a_step_once(staged):
 def test_pause_holds_abort_returns_the_share_and_a_stale_decision_is_skipped(staged):
     prod, canary = staged
     plan = _start()
-    _traffic("m", prod, canary, 800, 0.3, 0.3)
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3)
     rollout.pause(actor=SYSTEM, model="m", reason="looking")
     assert rollout.tick(now=utcnow() + LATER) == []
     assert registry.get_model("m").canary_share == 0.25
     resumed = rollout.resume(actor=SYSTEM, model="m")
-    _traffic("m", prod, canary, 800, 0.3, 0.3, seed=3)  # the resumed step's own requests
+    ab_traffic("m", prod, canary, 800, 0.3, 0.3, seed=3)  # the resumed step's own requests
     # A decision made on the plan as it was before the operator acted changes nothing.
     stale = rollout.evaluate(plan, now=utcnow() + LATER)
     assert stale.action == "skipped"

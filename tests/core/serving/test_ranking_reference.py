@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -14,9 +13,10 @@ from core.data import catalogue
 from core.data.categories import CATEGORIES
 from core.serving import predict, ranking
 from core.training import legacy
+from tests.conftest import LEGACY_MODEL
 from tests.reference import planwise as ref
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from core.accounts.auth import SYSTEM
 from core.errors import BadInput
 from core.serving import predict
 from core.training import legacy
-from tests.conftest import tree_snapshot
+from tests.conftest import LEGACY_MODEL, tree_snapshot
 from tests.helpers import registry_dump
 
-LEGACY = Path(__file__).resolve().parents[2] / "data" / "planwise" / "legacy_model"
+LEGACY = LEGACY_MODEL
 
 
 def test_import_records_honest_metadata(backend):

@@ -16,7 +16,7 @@ from core.families.embeddings import Embeddings
 from core.families.svd import SVD
 from core.registry import artifacts
 from core.serving import predict
-from tests.core.training.test_training import _dataset
+from tests.fixtures.data import ingest_generated
 
 PREFS = [5.0] + [0.0] * 28
 MADRID = {"lat": 40.4168, "lng": -3.7038}
@@ -33,7 +33,7 @@ def _no_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("family", ["svd", "embeddings"])
 def test_a_new_version_folder_holds_no_pickle(backend, family, monkeypatch) -> None:
-    ref = _dataset(backend.root, n=500)
+    ref = ingest_generated(backend.root, n=500)
     v = training.train(actor=SYSTEM, family=family, dataset=ref).version
     folder = artifacts.root() / v.artifact_dir
     assert set(v.files) == {"model.npz", "params.json", "metadata.json"}
@@ -50,7 +50,7 @@ def test_a_new_version_folder_holds_no_pickle(backend, family, monkeypatch) -> N
 
 def test_an_old_pickled_version_loads_only_after_its_hash_matched(backend) -> None:
     """A version saved before the arrays moved to .npz (``model.joblib``) keeps serving."""
-    ref = _dataset(backend.root, n=500)
+    ref = ingest_generated(backend.root, n=500)
     new = training.train(actor=SYSTEM, family="svd", dataset=ref).version
     model = predict.load_version(new).model
     assert isinstance(model, SVD)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +16,8 @@ from core.registry import artifacts
 from core.serving import predict
 from core.training import evaluation
 from tests.conftest import tree_snapshot
+from tests.fixtures.data import ingest_generated
 from tests.helpers import registry_dump
-
-
-def _dataset(root: Path, n: int = 3000, seed: int = 1, name: str = "users") -> str:
-    path = root / f"{name}-{seed}.csv"
-    generate_users(n, seed=seed).to_csv(path, index=False)
-    return datasets.ingest(path, name=name, actor=SYSTEM).label
 
 
 def test_splits_are_seeded_disjoint_and_hide_known_ratings():
@@ -55,7 +49,7 @@ def test_ranking_metrics_on_known_cases():
 
 
 def test_every_learned_family_beats_the_baseline(sqlite_backend):
-    ref = _dataset(sqlite_backend.root, n=4000)
+    ref = ingest_generated(sqlite_backend.root, n=4000)
     base = training.train(actor=SYSTEM, family="popularity", dataset=ref)
     results = {"popularity": base}
     for family, params in (("svd", {}), ("embeddings", {}), ("autoencoder", {"epochs": 12})):
@@ -86,11 +80,11 @@ def test_every_learned_family_beats_the_baseline(sqlite_backend):
 
 
 def test_transfer_records_parent_and_freezes_encoder(sqlite_backend):
-    first = _dataset(sqlite_backend.root, n=1500, seed=1)
+    first = ingest_generated(sqlite_backend.root, n=1500, seed=1)
     parent = training.train(
         actor=SYSTEM, family="autoencoder", dataset=first, params={"epochs": 2}
     ).version
-    second = _dataset(sqlite_backend.root, n=800, seed=2, name="summer")
+    second = ingest_generated(sqlite_backend.root, n=800, seed=2, name="summer")
     child = training.train(
         actor=SYSTEM,
         family="transfer",
@@ -111,7 +105,7 @@ def test_transfer_records_parent_and_freezes_encoder(sqlite_backend):
 
 
 def test_cross_validation_is_stored(sqlite_backend):
-    ref = _dataset(sqlite_backend.root, n=600)
+    ref = ingest_generated(sqlite_backend.root, n=600)
     result = training.train(actor=SYSTEM, family="svd", dataset=ref, folds=3)
     cv = result.version.metadata["cross_validation"]
     assert cv["ndcg@5"]["std"] >= 0 and 0 < cv["ndcg@5"]["mean"] <= 1
@@ -130,7 +124,7 @@ def test_cross_validation_is_stored(sqlite_backend):
     ],
 )
 def test_bad_training_requests_change_nothing(backend, family, params, message):
-    ref = _dataset(backend.root, n=300)
+    ref = ingest_generated(backend.root, n=300)
     before = registry_dump(), tree_snapshot(backend.artifacts)
     with pytest.raises(BadInput, match=message):
         training.train(actor=SYSTEM, family=family, dataset=ref, params=params)
@@ -145,7 +139,7 @@ def test_unknown_dataset_and_role_are_refused(backend):
 
 
 def test_trained_versions_serve_and_tampering_is_refused(backend):
-    ref = _dataset(backend.root, n=500)
+    ref = ingest_generated(backend.root, n=500)
     v = training.train(actor=SYSTEM, family="svd", dataset=ref).version
     registry.promote(actor=SYSTEM, model="svd", version=v.version, stage="production")
     prefs = [0.0] * 29
@@ -173,7 +167,7 @@ def test_a_version_trained_outside_a_checkout_records_the_given_code_revision(
         assert artifacts.code_revision() == "unknown"
         artifacts.code_revision.cache_clear()
         monkeypatch.setenv("CODE_REVISION", "3f2c1e9")
-        ref = _dataset(backend.root, n=300)
+        ref = ingest_generated(backend.root, n=300)
         v = training.train(actor=SYSTEM, family="popularity", dataset=ref).version
         assert v.metadata["code_revision"] == "3f2c1e9"
         meta = json.loads((artifacts.root() / v.artifact_dir / "metadata.json").read_text())
