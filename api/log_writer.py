@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
@@ -183,14 +182,10 @@ class WriterProcess:
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._discard()
-        root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = dict(os.environ, PYTHONPATH=root if not path else f"{root}{os.pathsep}{path}")
         process = subprocess.Popen(
             [sys.executable, "-m", "api.log_writer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
             # Ctrl-C reaches the terminal's whole process group; in a group of its own the
             # child finishes its batch, and the API's last flush at shutdown still has it.
             start_new_session=True,

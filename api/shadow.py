@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -144,13 +143,9 @@ class ShadowScorer:
         return self.fd
 
     def start(self) -> None:
-        root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = dict(os.environ, PYTHONPATH=root if not path else f"{root}{os.pathsep}{path}")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.shadow"],
             stdin=subprocess.PIPE,
-            env=env,
             start_new_session=True,
         )
         assert self.process.stdin is not None

@@ -184,7 +184,7 @@ def main() -> None:
         name="autoencoder",
     )
     registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
-    env = dict(os.environ, API_KEYS="bench-key", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, API_KEYS="bench-key")
     (tmp / "plain_app.py").write_text(PLAIN_APP)
     api_name, plain_name = "planwise API (logging on)", "plain FastAPI endpoint"
     commands = {
@@ -283,7 +283,7 @@ def shadow_bench(args: argparse.Namespace) -> None:
     ]
     registry.promote(actor=SYSTEM, model="autoencoder", version=versions[0], stage="production")
     registry.promote(actor=SYSTEM, model="autoencoder", version=versions[1], stage="staging")
-    env = dict(os.environ, API_KEYS="bench-key", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, API_KEYS="bench-key")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "api", "--port", str(port)], cwd=ROOT, env=env)
     off, on = "shadow off", f"shadow on ({args.shadow:.0%} sampled)"
