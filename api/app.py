@@ -23,6 +23,8 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import JsonValue
+from starlette.routing import Route
 
 from api import direct, log_writer, render, shadow
 from api.keys import (
@@ -61,7 +63,8 @@ def _storable(value: str) -> str:
 # Every text a client sends goes through this: it is stored in the prediction log, or used
 # in a query against it.
 ClientText = Annotated[str, AfterValidator(_storable)]
-EXAMPLE_RATINGS = [
+# Typed as JSON so the schema example below takes it (a list[int] is not a list[JsonValue]).
+EXAMPLE_RATINGS: list[JsonValue] = [
     5,
     0,
     0,
@@ -411,7 +414,7 @@ def create_app(*, start_background: bool = True) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
-    known = {r.path for r in app.routes}
+    known = {r.path for r in app.routes if isinstance(r, Route)}  # every route here is one
     app.add_middleware(KeyCheck, keys=keys, paths=protected_paths(app))
     document_scheme(app)
     return app

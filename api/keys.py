@@ -62,14 +62,15 @@ def document_scheme(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()  # FastAPI keeps it in app.openapi_schema
+        schema = app.openapi_schema
+        if schema is None:
+            schema = build()  # FastAPI keeps it in app.openapi_schema: built once
             schema.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = {
                 "type": "apiKey",
                 "in": "header",
                 "name": HEADER,
             }
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
