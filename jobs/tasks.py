@@ -40,7 +40,7 @@ from core.db import DatabaseUnavailable, utcnow
 from core.errors import CoreError
 from core.monitoring import partitions as log_partitions
 from core.monitoring import resources
-from core.retraining import runs, schedules
+from core.retraining import cron, policies, queue, runs, schedules
 from core.retraining.runs import RunInfo
 from core.retraining.schedules import ScheduleInfo
 
@@ -238,12 +238,12 @@ def build_trigger(schedule: ScheduleInfo) -> BaseTrigger:
     """The APScheduler trigger of a schedule, in UTC.
 
     Cron fields are given to APScheduler as the value lists
-    :func:`core.retraining.schedules.parse_cron`
+    :func:`core.retraining.cron.parse_cron`
     expanded, and days of week by name, so the expression keeps cron's meaning. An interval
     schedule fires at ``anchor + k × interval`` (k ≥ 1), so restarts do not shift it.
     """
     if schedule.cron:
-        spec = schedules.parse_cron(schedule.cron)
+        spec = cron.parse_cron(schedule.cron)
 
         def values(allowed: tuple[int, ...] | None) -> str:
             return "*" if allowed is None else ",".join(str(v) for v in allowed)
@@ -251,7 +251,7 @@ def build_trigger(schedule: ScheduleInfo) -> BaseTrigger:
         days = (
             "*"
             if spec.day_of_week is None
-            else ",".join(schedules.DAY_NAMES[d] for d in spec.day_of_week)
+            else ",".join(cron.DAY_NAMES[d] for d in spec.day_of_week)
         )
         return CronTrigger(
             second=0,
@@ -300,7 +300,7 @@ def fire_schedule(model: str) -> None:
     when = now
     if job is not None:
         when = latest_fire(job.trigger, now, (job.misfire_grace_time or CRON_MISFIRE_GRACE_S) + 60)
-    if schedules.fire(model, scheduled_for=when) is not None:
+    if queue.fire(model, scheduled_for=when) is not None:
         context.wake(DISPATCH_JOB)
 
 
@@ -358,7 +358,7 @@ def check_drift_alerts() -> None:
     context = _current()
     if context is None:
         return
-    if schedules.retrain_on_drift_alerts():
+    if queue.retrain_on_drift_alerts():
         context.wake(DISPATCH_JOB)
 
 
@@ -373,7 +373,7 @@ def monitor_windows() -> None:
         return
     from core.monitoring import monitor  # pandas and Evidently: only in the leader that monitors
 
-    report = monitor.run_due(on_drift=schedules.queue_drift_retrains)
+    report = monitor.run_due(on_drift=queue.queue_drift_retrains)
     if report.windows or report.failures:
         log.info(
             "monitoring: %s windows, %s alerts, %s failures (%.1f s CPU)",
@@ -476,7 +476,7 @@ def execute_run(run_id: int) -> None:
         if state.cancel_reason is not None:
             raise RunCancelled(state.cancel_reason)
         with resources.PeakMemory() as memory:
-            outcome = schedules.execute(run, progress=state.progress)
+            outcome = policies.execute(run, progress=state.progress)
         status = "succeeded"
         result = {
             "version": outcome.version,

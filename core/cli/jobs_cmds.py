@@ -14,7 +14,7 @@ from core.cli.model_cmds import parse_params
 from core.cli.output import print_json, print_table
 from core.db import utcnow
 from core.db.tables import POLICIES, STATUSES, TRIGGERS
-from core.retraining import leader, runs, schedules
+from core.retraining import leader, queue, runs, schedules
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -172,7 +172,7 @@ def _change(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     ready()
-    result = schedules.queue_retrain(
+    result = queue.queue_retrain(
         args.name, "manual", args.reason, actor=actor(args), dataset=args.dataset
     )
     if args.json:

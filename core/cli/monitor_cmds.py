@@ -176,14 +176,14 @@ def _alerts(args: argparse.Namespace) -> int:
 def _monitor_run(args: argparse.Namespace) -> int:
     ready()
     from core.monitoring import monitor
-    from core.retraining import schedules
+    from core.retraining import queue
 
     update, close = progress_bar("monitor")
     try:
         report = monitor.run_due(
             model=args.model,
             include_current=args.now,
-            on_drift=schedules.queue_drift_retrains,
+            on_drift=queue.queue_drift_retrains,
             progress=update,
         )
     finally:

@@ -29,7 +29,7 @@ from core.data.generator import DriftEpisode, generate_users
 from core.errors import BadInput, CoreError
 from core.families.base import no_progress
 from core.monitoring import alerts, monitor
-from core.retraining import schedules
+from core.retraining import queue
 from core.serving import predict
 
 BATCH = 500
@@ -165,7 +165,7 @@ def simulate(
         since=start,
         until=min(end, dt.datetime.now(dt.UTC)),
         max_windows=100_000,
-        on_drift=schedules.queue_drift_retrains,
+        on_drift=queue.queue_drift_retrains,
         progress=lambda share, message: progress(0.8 + 0.2 * share, message),
     )
     report.drift_results = sum(x.drift_result_id is not None for x in run.results)

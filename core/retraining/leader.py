@@ -46,8 +46,6 @@ LOCK_NAME = "scheduler"
 ADVISORY_NAMESPACE = 0x504C4E57  # "PLNW"
 
 
-
-
 @dataclass(frozen=True)
 class WorkerStatus:
     """Who holds the scheduler lock, as last recorded."""

@@ -41,8 +41,6 @@ MAX_LOG_CHARS = 100_000
 _LOG_TRUNCATED = "… (earlier lines dropped)\n"
 
 
-
-
 @dataclass(frozen=True)
 class RunInfo:
     """One training run as the interfaces see it. ``log`` is empty in listings."""

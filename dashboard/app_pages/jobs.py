@@ -19,7 +19,7 @@ from core.db import utcnow
 from core.db.tables import POLICIES
 from core.errors import BadInput, CoreError
 from core.monitoring import monitor
-from core.retraining import leader, runs, schedules
+from core.retraining import leader, queue, runs, schedules
 from core.retraining.runs import RunInfo
 from core.retraining.schedules import ScheduleInfo
 from dashboard import cache, session, ui
@@ -152,7 +152,7 @@ def _pick() -> str:
 def _run_now() -> str:
     model = _pick()
     reason = str(st.session_state.get("jobs_reason", "")).strip() or "run now from the dashboard"
-    result = schedules.queue_retrain(model, "manual", reason, actor=session.acting())
+    result = queue.queue_retrain(model, "manual", reason, actor=session.acting())
     # The details below follow the run just asked for, not the one looked at before, and the
     # history's filters are widened if they would hide it.
     state = st.session_state
