@@ -14,7 +14,7 @@ from core import registry
 from core.registry import audit
 from tests.browser.conftest import Server
 from tests.dashboard.builders import MODEL
-from tests.fixtures.browser import VIEWPORT, WAIT_MS, open_page, settled, shoot, sign_in
+from tests.fixtures.browser import VIEWPORT, WAIT_MS, choose, open_page, settled, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.browser
 
 
 
-
-
-
-
-def _choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    box = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text(label, exact=True))
-    box.first.click()
-    page.get_by_role("option", name=option, exact=False).first.click()
-    settled(page)
 
 
 
@@ -59,7 +49,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
             # Models: the table and a version's page.
             open_page(page, "Models")
             expect(page.get_by_text(re.compile(r"Versions 1–\d+ of \d+"))).to_be_visible()
-            _choose(page, "Version", f"{MODEL}@{populated.candidate}")
+            choose(page, "Version", f"{MODEL}@{populated.candidate}")
             expect(
                 page.get_by_role("heading", name=f"{MODEL}@{populated.candidate}")
             ).to_be_visible()
@@ -74,7 +64,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
 
             # Preview: the production list for a user from the dataset, beside the map.
             open_page(page, "Preview", "Preview recommendations")
-            _choose(page, "Model", MODEL)
+            choose(page, "Model", MODEL)
             settled(page)
             # The map's caption moved up a place: until Streamlit drops the run's stale
             # elements, the old copy may still be on the page beside the new one.
@@ -108,7 +98,7 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
 
             # Deploy: promote the candidate to production through the gate confirmation.
             open_page(page, "Deploy")
-            _choose(page, "Version", populated.candidate)
+            choose(page, "Version", populated.candidate)
             page.get_by_test_id("stRadio").get_by_text("production", exact=True).click()
             reason = page.get_by_placeholder("why this version")
             reason.fill("best lists in the audit")
