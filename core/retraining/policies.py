@@ -15,12 +15,10 @@ from typing import Any
 from core import registry
 from core.accounts.auth import SYSTEM, Actor
 from core.errors import BadInput, CoreError, GateFailed
-from core.registry import gates
+from core.metrics.direction import higher_is_better
 from core.registry.entities import VersionInfo
 from core.retraining import runs
 from core.retraining.runs import RunInfo
-
-_LOWER_IS_BETTER_HINTS = ("rmse", "mae", "mse", "loss", "error")
 
 
 @dataclass(frozen=True)
@@ -87,15 +85,6 @@ def execute(
         duration_s=float(result.duration_s),
         policy=outcome,
     )
-
-
-def higher_is_better(metric: str, model_settings: Mapping[str, Any] | None = None) -> bool:
-    configured = (model_settings or {}).get("gates")
-    rules = configured if isinstance(configured, dict) else gates.DEFAULT_METRIC_GATES
-    rule = rules.get(metric) or gates.DEFAULT_METRIC_GATES.get(metric)
-    if isinstance(rule, dict) and "higher_is_better" in rule:
-        return bool(rule["higher_is_better"])
-    return not any(hint in metric.lower() for hint in _LOWER_IS_BETTER_HINTS)
 
 
 def apply_policy(run: RunInfo, version: VersionInfo, *, actor: Actor = SYSTEM) -> PolicyOutcome:

@@ -22,6 +22,7 @@ import pandas as pd
 from core import registry
 from core.data.categories import CATEGORIES
 from core.errors import BadInput
+from core.metrics.direction import higher_is_better
 from core.registry import semver
 from core.registry.entities import VersionInfo
 
@@ -44,9 +45,6 @@ NEIGHBOURHOODS: dict[str, tuple[float, float]] = {
     "Tetuán": (40.4600, -3.6980),
 }
 
-# Metric names whose smaller values are better; anything else counts as higher-is-better.
-_LOWER_IS_BETTER = ("rmse", "mae", "mse", "loss", "error", "latency", "duration")
-
 
 class Ranked(Protocol):
     """What the list measures read from a recommendation
@@ -59,17 +57,6 @@ class Ranked(Protocol):
 
 
 # ------------------------------------------------------------------------ metrics
-
-
-def higher_is_better(metric: str) -> bool:
-    """The direction of a metric, for colouring deltas as better or worse."""
-    from core.registry.gates import DEFAULT_METRIC_GATES
-
-    rule = DEFAULT_METRIC_GATES.get(metric)
-    if rule is not None:
-        return bool(rule.get("higher_is_better", True))
-    name = metric.lower()
-    return not any(token in name for token in _LOWER_IS_BETTER)
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

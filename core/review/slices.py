@@ -19,9 +19,9 @@ from core import registry
 from core.db import transaction, utcnow
 from core.db.tables import PredictionLogRow, RollupRow
 from core.errors import BadInput
+from core.metrics.direction import higher_is_better
 from core.registry.entities import VersionInfo
 
-HIGHER_IS_BETTER = {"rmse": False, "mae": False}
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 GRID_DEG = 0.02  # ≈ 2.2 km north–south, 1.7 km east–west in Madrid
 
@@ -77,7 +77,7 @@ def compare_versions(
     theirs = reference.metadata.get("slice_cells") or []
     if not ours or not theirs:
         return []
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    higher = higher_is_better(metric)
     slicings = [k for k in ours[0] if k not in STAT_KEYS]
 
     def judge(

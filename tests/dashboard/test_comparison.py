@@ -17,6 +17,7 @@ from core.accounts.auth import SYSTEM
 from core.data.categories import CATEGORIES
 from core.data.generator import generate_users
 from core.errors import BadInput
+from core.metrics import direction
 from core.review import comparison
 from core.review.comparison import NEIGHBOURHOODS
 from tests.helpers import register_dummy
@@ -87,10 +88,10 @@ def test_category_mix_counts_only_the_top_k() -> None:
 
 
 def test_metric_directions() -> None:
-    assert comparison.higher_is_better("ndcg@5")
-    assert comparison.higher_is_better("coverage@10")
-    assert not comparison.higher_is_better("rmse")
-    assert not comparison.higher_is_better("validation_loss")
+    assert direction.higher_is_better("ndcg@5")
+    assert direction.higher_is_better("coverage@10")
+    assert not direction.higher_is_better("rmse")
+    assert not direction.higher_is_better("validation_loss")
     assert comparison.numeric_metrics({"a": 1, "b": "x", "c": True, "d": float("nan")}) == {
         "a": 1.0
     }
