@@ -18,7 +18,7 @@ from core.errors import CoreError
 from core.monitoring import drift, drift_store
 from core.monitoring.drift_store import DriftRecord
 from core.registry.entities import ModelInfo
-from dashboard import monitor_cache, monitor_charts, ui
+from dashboard import cache, monitor_charts, ui
 
 TOP = 6  # columns drawn by default: the most drifted of the latest result
 
@@ -94,7 +94,7 @@ def show(
         help="By default the columns that drift most in the latest result.",
     )
     threshold = float(next(iter(latest.columns.values()))["threshold"])
-    limits = monitor_cache.alert_thresholds(model.name)
+    limits = cache.monitoring.alert_thresholds(model.name)
     began = drift_store.onset(records, limits)
     if began is not None:
         st.caption(f"The current drift episode began with the window of {ui.when(began)}.")
@@ -139,7 +139,7 @@ def show(
             f"{by_id[i].window_end:%Y-%m-%d %H:%M} · drift share {by_id[i].drift_share:.0%} · #{i}"
         ),
     )
-    chosen = monitor_cache.drift_result(chosen_id)
+    chosen = cache.monitoring.drift_result(chosen_id)
     ranked = _ranked(chosen)
     _keep(column_key, ranked, ranked[0])
     column = right.selectbox("Column", ranked, key=column_key, help="Most drifted first.")
@@ -187,7 +187,7 @@ def show(
         ):
             with st.status("Preparing Evidently's report…", expanded=False) as status:
                 try:
-                    path = str(monitor_cache.drift_report(chosen.id))
+                    path = str(cache.monitoring.drift_report(chosen.id))
                 except CoreError as exc:
                     status.update(label="The report could not be made", state="error")
                     ui.error(exc)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.monitoring import drift
 from core.monitoring.drift_store import DriftRecord
-from dashboard import cache, drift_view, monitor_cache, session, ui
+from dashboard import cache, drift_view, session, ui
 
 KIND = "data"
 P = "data_drift"  # prefix of this page's state keys
@@ -34,7 +34,7 @@ if not models:
     st.stop()
 
 m = ui.pick_model(f"{P}_model", models)
-records, frame = monitor_cache.drift_history(m.name, KIND)
+records, frame = cache.monitoring.drift_history(m.name, KIND)
 if not records:
     ui.empty_state(
         f"No data drift result for {ui.md(m.name)} yet. Each result compares the ratings of a "

@@ -14,7 +14,7 @@ from core.data.categories import CATEGORIES
 from core.errors import CoreError
 from core.monitoring.explorer import RequestFilter
 from core.text import spreadsheet_safe
-from dashboard import cache, insight_cache, session, ui
+from dashboard import cache, session, ui
 
 PAGE_SIZE = 50
 CURSORS = "explorer_cursors"
@@ -65,7 +65,7 @@ if st.session_state.get("explorer_filter") != flt:  # a new filter starts at pag
 cursors: list[int | None] = st.session_state.setdefault(CURSORS, [None])
 
 try:
-    page = insight_cache.request_page(flt, cursors[-1], PAGE_SIZE)
+    page = cache.insight.request_page(flt, cursors[-1], PAGE_SIZE)
 except CoreError as exc:
     ui.error(exc)
     st.stop()
@@ -86,7 +86,7 @@ if nav[1].button("Older →", disabled=page.next_cursor is None, key="explorer_o
     st.rerun()
 nav[2].caption(f"Page {len(cursors)} · {len(page.items)} requests, newest first")
 if nav[3].toggle("Count all matches", key="explorer_count"):
-    nav[3].caption(f"{insight_cache.request_count(flt):,} matching requests")
+    nav[3].caption(f"{cache.insight.request_count(flt):,} matching requests")
 
 frame = pd.DataFrame(
     [
@@ -114,7 +114,7 @@ with st.expander("Export the filtered requests as CSV"):
     limit = st.number_input("At most", 1, 1_000_000, 10_000, step=1000, key="explorer_limit")
     if st.button("Prepare CSV", key="explorer_export"):
         with st.status("Exporting…", expanded=False) as box:
-            data = insight_cache.export_csv(flt, int(limit))
+            data = cache.insight.export_csv(flt, int(limit))
             rows = data.count(b"\n") - 1
             box.update(label=f"{rows:,} rows ready", state="complete")
         st.download_button(
@@ -134,7 +134,7 @@ chosen = st.selectbox(
 )
 if chosen:
     try:
-        detail = insight_cache.request_detail(chosen)
+        detail = cache.insight.request_detail(chosen)
     except CoreError as exc:
         ui.error(exc)
         st.stop()

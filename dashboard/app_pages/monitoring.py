@@ -21,7 +21,7 @@ import streamlit as st
 from core.errors import BadInput
 from core.metrics import health
 from core.monitoring import alerts, monitor
-from dashboard import cache, insight_cache, monitor_cache, monitor_charts, session, ui
+from dashboard import cache, monitor_charts, session, ui
 
 P = "monitoring"  # prefix of this page's state keys
 PERIODS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "1 year": 365}
@@ -55,8 +55,8 @@ def _ms(value: float) -> str:
 # ------------------------------------------------------------------------ last 24 hours
 
 st.subheader("Last 24 hours", anchor=False)
-summary = monitor_cache.summary(m.name)
-limits = monitor_cache.alert_thresholds(m.name)
+summary = cache.monitoring.summary(m.name)
+limits = cache.monitoring.alert_thresholds(m.name)
 c = st.columns(5)
 c[0].metric("Requests", f"{summary.requests:,}")
 c[1].metric("Error rate", f"{summary.error_rate:.1%}" if summary.requests else "—")
@@ -68,7 +68,7 @@ if not summary.requests:
 
 # ------------------------------------------------------------------------ the monitoring job
 
-job = monitor_cache.job_status(m.name)
+job = cache.monitoring.job_status(m.name)
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -108,7 +108,7 @@ if actor.can("operate"):
                 return f"The worker will recompute {m.name}'s windows of {span} at its next look."
 
             ui.guarded(action)
-            monitor_cache.monitor_changed()
+            cache.monitoring.monitor_changed()
 
         st.button("Queue for the worker", key=f"{P}_recompute", on_click=_recompute)
 
@@ -131,7 +131,7 @@ days, hours = PERIODS[period or "30 days"], BUCKETS[bucket or "day"]
 if hours == 1 and days > HOURLY_DAYS:
     hours = 24
     st.caption(f"Hourly buckets go up to {HOURLY_DAYS} days; this period is shown by day.")
-frame = monitor_cache.traffic(m.name, days=days, bucket_hours=hours)
+frame = cache.monitoring.traffic(m.name, days=days, bucket_hours=hours)
 if frame.empty:
     ui.empty_state(
         f"No request of {ui.md(m.name)} was logged in the last {period}. Volume, latency, error "
@@ -161,7 +161,7 @@ else:
         monitor_charts.rate(frame, "click_through", "Click-through"), key=f"{P}_clicks"
     )
 
-usage = insight_cache.resource_usage(min(days, RESOURCE_DAYS))
+usage = cache.insight.resource_usage(min(days, RESOURCE_DAYS))
 if usage.empty:
     st.caption(
         "Service resources: the API (`python -m api`) and the worker (`python -m jobs.worker`) "
@@ -175,7 +175,7 @@ else:
 # ------------------------------------------------------------------------ health
 
 st.subheader("Recommendation health", anchor=False)
-frame_h = monitor_cache.health(m.name, days=days)
+frame_h = cache.monitoring.health(m.name, days=days)
 if frame_h.empty:
     st.caption(
         "No window holds health figures in this period. The worker computes them from the "
@@ -195,11 +195,11 @@ else:
     ) or next(iter(names))
     st.plotly_chart(
         monitor_charts.health_over_time(
-            frame_h, chosen, names[chosen], monitor_cache.production_changes(m.name)
+            frame_h, chosen, names[chosen], cache.monitoring.production_changes(m.name)
         ),
         key=f"{P}_health",
     )
-by_version = monitor_cache.health_by_version(m.name)
+by_version = cache.monitoring.health_by_version(m.name)
 if len(by_version) >= 2:
     st.plotly_chart(
         monitor_charts.health_across_versions(
@@ -211,7 +211,7 @@ if len(by_version) >= 2:
 # ------------------------------------------------------------------------ alerts
 
 st.subheader("Open alerts", anchor=False)
-open_alerts = monitor_cache.open_alerts(m.name)
+open_alerts = cache.monitoring.open_alerts(m.name)
 if not open_alerts:
     st.caption(
         f"No open alert for {ui.md(m.name)}. An alert is raised when a drift result's share "
@@ -262,7 +262,7 @@ else:
 
             if ui.guarded(action):
                 st.session_state[RESOLVE] = []
-            monitor_cache.alerts_changed()
+            cache.monitoring.alerts_changed()
 
         pick, press = st.columns([4, 1], vertical_alignment="bottom")
         pick.multiselect(
@@ -281,7 +281,7 @@ else:
 # ------------------------------------------------------------------------ windows
 
 with st.expander("Latest windows"):
-    latest = monitor_cache.latest_results(m.name)
+    latest = cache.monitoring.latest_results(m.name)
     if not latest:
         st.caption("The worker has computed no window of this model yet.")
     else:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.registry.entities import ModelInfo
-from dashboard import cache, monitor_cache, session, ui
+from dashboard import cache, session, ui
 
 session.actor()
 st.title("Overview")
@@ -70,8 +70,8 @@ st.dataframe(
 
 
 def _health(m: ModelInfo) -> dict[str, object]:
-    summary = monitor_cache.summary(m.name, hours=24)
-    drift, _ = monitor_cache.drift_history(m.name, "data")
+    summary = cache.monitoring.summary(m.name, hours=24)
+    drift, _ = cache.monitoring.drift_history(m.name, "data")
     latest = drift[-1] if drift else None
     served = summary.requests > 0
     return {
@@ -82,7 +82,7 @@ def _health(m: ModelInfo) -> dict[str, object]:
         "click-through": ui.pct(summary.click_through) if served else "—",
         "data drift": ui.pct(latest.drift_share, 0) if latest else "—",
         "drift computed": ui.when(latest.computed_at) if latest else "—",
-        "open alerts": len(monitor_cache.open_alerts(m.name)),
+        "open alerts": len(cache.monitoring.open_alerts(m.name)),
     }
 
 

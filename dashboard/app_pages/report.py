@@ -7,7 +7,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core.errors import CoreError
-from dashboard import cache, insight_cache, session, ui
+from dashboard import cache, session, ui
 
 session.actor()
 st.title("Slices and model report")
@@ -41,7 +41,7 @@ WORDS = {
 
 st.subheader("Quality by slice against production", anchor=False)
 metric = st.radio("Metric", ["ndcg@5", "rmse"], horizontal=True, key="report_metric")
-rows = insight_cache.slice_deltas(m.name, number, metric)
+rows = cache.insight.slice_deltas(m.name, number, metric)
 if not rows:
     st.info(
         "Nothing to compare: either this version is the production version, the model has no "
@@ -92,7 +92,7 @@ slicing = c[0].radio(
     key="report_traffic_slicing",
 )
 days = c[1].number_input("Last days", 1, 365, 30, key="report_days")
-traffic = insight_cache.traffic_slices(m.name, slicing, int(days))
+traffic = cache.insight.traffic_slices(m.name, slicing, int(days))
 if traffic.empty:
     st.caption("No traffic logged for this model in that period.")
 elif slicing == "area of the city":
@@ -124,7 +124,7 @@ else:
         ).update_coloraxes(colorbar_tickformat=".0%"),
         key="report_time_slices",
     )
-concentration = insight_cache.drift_concentration(m.name, int(days))
+concentration = cache.insight.drift_concentration(m.name, int(days))
 if not concentration.empty:
     st.caption(
         "Where data drift concentrates: share of stored results in which each category drifted."
@@ -157,7 +157,7 @@ st.caption(
 if st.button("Build the report", key="report_build", icon=":material/description:"):
     with st.status(f"Building the report of {v.label}…", expanded=False) as box:
         try:
-            html, summary = insight_cache.model_report(m.name, number)
+            html, summary = cache.insight.model_report(m.name, number)
         except CoreError as exc:
             box.update(label="Failed", state="error")
             ui.error(exc)

@@ -19,7 +19,7 @@ import streamlit as st
 from core import rollout
 from core.errors import BadInput, CoreError
 from core.rollout import ab, shadow
-from dashboard import cache, rollout_cache, session, ui
+from dashboard import cache, session, ui
 from dashboard.charts import PALETTE
 
 P = "rollout"  # prefix of this page's state keys
@@ -48,13 +48,13 @@ def _num(value: float | None, fmt: str = "{:.4f}") -> str:
 
 
 def _done(message: str) -> str:
-    rollout_cache.rollout_changed()
+    cache.rollout.rollout_changed()
     return message
 
 
 # ------------------------------------------------------------------------ the plan
 
-plan = rollout_cache.plan(m.name)
+plan = cache.rollout.plan(m.name)
 st.subheader("Plan", anchor=False)
 ui.facts(
     [
@@ -76,7 +76,7 @@ if plan is not None:
     )
     if plan.message:
         st.caption(ui.md(plan.message))
-    trail = rollout_cache.events(plan.id)
+    trail = cache.rollout.events(plan.id)
     st.dataframe(
         pd.DataFrame(
             [
@@ -202,7 +202,7 @@ else:
         else None
     )
     try:
-        r = rollout_cache.readout(m.name, since, thresholds)
+        r = cache.rollout.readout(m.name, since, thresholds)
     except CoreError as exc:
         ui.error(exc)
         st.stop()
@@ -236,7 +236,7 @@ else:
             else ""
         )
     )
-    points = rollout_cache.ctr_series(m.name, info.production, info.staging, r.since)
+    points = cache.rollout.ctr_series(m.name, info.production, info.staging, r.since)
     if points:
         fig = go.Figure()
         for arm in ("production", "canary"):
@@ -304,7 +304,7 @@ else:
 # ------------------------------------------------------------------------ shadow
 
 st.subheader("Shadow comparison", anchor=False)
-s = rollout_cache.shadow_summary(m.name)
+s = cache.rollout.shadow_summary(m.name)
 if not s.requests:
     st.caption(
         "No request was shadow-scored in the last 24 hours. An operator sets the share of "
@@ -345,7 +345,7 @@ else:
         legend={"orientation": "h", "y": 1.12},
     )
     st.plotly_chart(fig, key=f"{P}_mix_chart")
-    names = rollout_cache.place_names()
+    names = cache.rollout.place_names()
     left, right = st.columns(2)
     left.markdown("**Most often gained**")
     left.dataframe(
@@ -368,7 +368,7 @@ else:
                     "would drop": ", ".join(names.get(p, p) for p in x.lost),
                     "latency (ms)": round(x.latency_ms, 2),
                 }
-                for x in rollout_cache.shadow_recent(m.name)
+                for x in cache.rollout.shadow_recent(m.name)
             ]
         ),
         hide_index=True,

@@ -1,4 +1,4 @@
-"""Cached reads for the request explorer and the model report pages.
+"""Cached reads of the request explorer and the model report pages.
 
 Explorer pages are cached briefly (the log grows while one looks); slices and reports are
 keyed by version, whose figures never change.
@@ -9,28 +9,28 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import streamlit as st
 
 from core import registry
 from core.monitoring import explorer, resources
 from core.review import report, slices
+from dashboard.cache.cached import cached
 
 TTL = 15
 
 
-@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+@cached(ttl=TTL, max_entries=64)
 def request_page(
     flt: explorer.RequestFilter, before_id: int | None, size: int
 ) -> explorer.RequestPage:
     return explorer.page(flt, before_id=before_id, size=size)
 
 
-@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+@cached(ttl=TTL, max_entries=64)
 def request_count(flt: explorer.RequestFilter) -> int:
     return explorer.count(flt)
 
 
-@st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
+@cached(ttl=TTL, max_entries=64)
 def request_detail(request_id: str) -> explorer.RequestDetail:
     return explorer.get(request_id)
 
@@ -39,12 +39,12 @@ def export_csv(flt: explorer.RequestFilter, limit: int) -> bytes:
     return "".join(explorer.export_csv(flt, limit=limit)).encode()
 
 
-@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+@cached(ttl=300, max_entries=64)
 def slice_deltas(model: str, version: str, metric: str) -> list[slices.SliceDelta]:
     return slices.compare_versions(registry.get_version(model, version), metric=metric)
 
 
-@st.cache_data(ttl=60, max_entries=32, show_spinner=False)
+@cached(ttl=60, max_entries=32)
 def traffic_slices(model: str, slicing: str, days: int) -> pd.DataFrame:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     if slicing == "area of the city":
@@ -52,14 +52,14 @@ def traffic_slices(model: str, slicing: str, days: int) -> pd.DataFrame:
     return slices.traffic_by_time_slice(model, slicing, since=since)
 
 
-@st.cache_data(ttl=60, max_entries=32, show_spinner=False)
+@cached(ttl=60, max_entries=32)
 def drift_concentration(model: str, days: int) -> pd.DataFrame:
     return slices.drift_concentration(
         model, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     )
 
 
-@st.cache_data(ttl=600, max_entries=8, show_spinner=False)
+@cached(ttl=600, max_entries=8)
 def model_report(model: str, version: str) -> tuple[str, dict]:
     return report.build(model, version)
 
@@ -69,7 +69,7 @@ RESOURCE_BUCKETS = (("1h", 3600), ("15min", 900), ("5min", 300), ("1min", 60), (
 RESOURCE_POINTS = 30  # the fewest points a line should have when the samples allow it
 
 
-@st.cache_data(ttl=30, max_entries=8, show_spinner=False)
+@cached(ttl=30, max_entries=8)
 def resource_usage(days: int) -> pd.DataFrame:
     """CPU and memory of the API and worker processes, in buckets fit for the samples.
 

@@ -6,9 +6,6 @@ history renders in well under a second. New results arrive when the worker or th
 computes them, so these reads live for :data:`MONITOR_TTL` seconds; alerts live briefly and
 are cleared after a resolve, so the operator sees the change at once. A stored drift result
 never changes apart from its report path, so it is kept long.
-
-Like :mod:`dashboard.cache`, each cached function takes ``registry_key`` first, so two
-registries in one process (tests, benchmarks) never share entries.
 """
 
 from __future__ import annotations
@@ -17,13 +14,12 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-import streamlit as st
 
 from core import monitoring
 from core.monitoring import Summary, alerts, drift_store, monitor
 from core.monitoring.alerts import Alert
 from core.monitoring.drift_store import DriftRecord
-from dashboard.cache import RESULT_TTL, registry_key
+from dashboard.cache.cached import RESULT_TTL, cached
 
 MONITOR_TTL = 60  # seconds
 ALERTS_TTL = 15
@@ -47,30 +43,20 @@ TRAFFIC_COLUMNS = [
 # ------------------------------------------------------------------------ drift
 
 
+@cached(ttl=MONITOR_TTL, max_entries=32)
 def drift_history(model: str, kind: str) -> tuple[list[DriftRecord], pd.DataFrame]:
     """A model's results of one kind, oldest first, and the long frame the chart draws.
 
     The records come without their histograms (only one result's are drawn at a time: see
     :func:`drift_result`).
     """
-    return _drift_history(registry_key(), model, kind)
-
-
-@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
-def _drift_history(
-    registry_key: str, model: str, kind: str
-) -> tuple[list[DriftRecord], pd.DataFrame]:
     records = drift_store.history(model, kind)
     return records, drift_store.history_frame(records)
 
 
+@cached(ttl=RESULT_TTL, max_entries=64)
 def drift_result(result_id: int) -> DriftRecord:
     """One stored result with the per-column histograms of both sides."""
-    return _drift_result(registry_key(), result_id)
-
-
-@st.cache_data(ttl=RESULT_TTL, max_entries=64, show_spinner=False)
-def _drift_result(registry_key: str, result_id: int) -> DriftRecord:
     return drift_store.get(result_id)
 
 
@@ -81,32 +67,24 @@ def drift_report(result_id: int) -> Path:
     find it.
     """
     path = drift_store.report_html(result_id)
-    _drift_result.clear()  # the stored result now names its report
+    drift_result.clear()  # the stored result now names its report
     return path
 
 
+@cached(ttl=MONITOR_TTL)
 def alert_thresholds(model: str) -> dict[str, float]:
-    return _alert_thresholds(registry_key(), model)
-
-
-@st.cache_data(ttl=MONITOR_TTL, show_spinner=False)
-def _alert_thresholds(registry_key: str, model: str) -> dict[str, float]:
     return alerts.thresholds(model)
 
 
 # ------------------------------------------------------------------------ traffic
 
 
+@cached(ttl=MONITOR_TTL, max_entries=64)
 def traffic(model: str, *, days: int, bucket_hours: int) -> pd.DataFrame:
     """Traffic of the last ``days`` per bucket and variant (:data:`TRAFFIC_COLUMNS`).
 
     Buckets are whole UTC hours or days; a variant without requests in the period has no rows.
     """
-    return _traffic(registry_key(), model, days, bucket_hours)
-
-
-@st.cache_data(ttl=MONITOR_TTL, max_entries=64, show_spinner=False)
-def _traffic(registry_key: str, model: str, days: int, bucket_hours: int) -> pd.DataFrame:
     until = dt.datetime.now(dt.UTC)
     since = until - dt.timedelta(days=days)
     frames = []
@@ -123,88 +101,60 @@ def _traffic(registry_key: str, model: str, days: int, bucket_hours: int) -> pd.
     return pd.concat(frames, ignore_index=True)[TRAFFIC_COLUMNS]
 
 
+@cached(ttl=MONITOR_TTL)
 def summary(model: str, *, hours: int = 24) -> Summary:
     """Requests, error rate, click-through and latency of the last ``hours`` (all variants)."""
-    return _summary(registry_key(), model, hours)
-
-
-@st.cache_data(ttl=MONITOR_TTL, show_spinner=False)
-def _summary(registry_key: str, model: str, hours: int) -> Summary:
     return monitoring.summary(model, hours=hours)
 
 
 # ------------------------------------------------------------------------ alerts
 
 
+@cached(ttl=ALERTS_TTL)
 def open_alerts(model: str) -> list[Alert]:
-    return _open_alerts(registry_key(), model)
-
-
-@st.cache_data(ttl=ALERTS_TTL, show_spinner=False)
-def _open_alerts(registry_key: str, model: str) -> list[Alert]:
     return alerts.list_alerts(model, status="open")
 
 
 def alerts_changed() -> None:
     """Forget alert reads after a resolve, so the page shows the new state at once."""
-    _open_alerts.clear()
+    open_alerts.clear()
 
 
 # ------------------------------------------------------------------------ the monitoring job
 
 
+@cached(ttl=ALERTS_TTL, max_entries=32)
 def job_status(model: str) -> monitor.JobStatus:
     """When the worker last computed this model's windows and when the next is due."""
-    return _job_status(registry_key(), model)
-
-
-@st.cache_data(ttl=ALERTS_TTL, max_entries=32, show_spinner=False)
-def _job_status(registry_key: str, model: str) -> monitor.JobStatus:
     return monitor.status(model)
 
 
+@cached(ttl=MONITOR_TTL, max_entries=32)
 def health(model: str, *, days: int) -> pd.DataFrame:
     """Label-free health figures per window (long format), for the period."""
-    return _health(registry_key(), model, days)
-
-
-@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
-def _health(registry_key: str, model: str, days: int) -> pd.DataFrame:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     return monitor.health_frame(monitor.results(model, kind="health", since=since))
 
 
+@cached(ttl=MONITOR_TTL, max_entries=32)
 def health_by_version(model: str) -> pd.DataFrame:
-    return _health_by_version(registry_key(), model)
-
-
-@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
-def _health_by_version(registry_key: str, model: str) -> pd.DataFrame:
     return monitor.health_by_version(model)
 
 
+@cached(ttl=MONITOR_TTL, max_entries=32)
 def production_changes(model: str) -> list[tuple[str, dt.datetime]]:
     """(version, since) of each production version: the marks on the health chart."""
-    return _production_changes(registry_key(), model)
-
-
-@st.cache_data(ttl=MONITOR_TTL, max_entries=32, show_spinner=False)
-def _production_changes(registry_key: str, model: str) -> list[tuple[str, dt.datetime]]:
     from core import registry
 
     return [(v, since) for v, since, _ in registry.production_history(model)]
 
 
+@cached(ttl=ALERTS_TTL, max_entries=32)
 def latest_results(model: str, *, limit: int = 40) -> list[monitor.MonitorResult]:
-    return _latest_results(registry_key(), model, limit)
-
-
-@st.cache_data(ttl=ALERTS_TTL, max_entries=32, show_spinner=False)
-def _latest_results(registry_key: str, model: str, limit: int) -> list[monitor.MonitorResult]:
     return list(reversed(monitor.results(model, limit=limit)))
 
 
 def monitor_changed() -> None:
     """A recomputation was queued: show it at once."""
-    _job_status.clear()
-    _latest_results.clear()
+    job_status.clear()
+    latest_results.clear()
