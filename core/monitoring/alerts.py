@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import monitoring
 from core.accounts.auth import Actor, require
 from core.config import get_settings
 from core.db import transaction, utcnow
@@ -418,16 +417,6 @@ def health_conditions(
                 )
             )
     return out
-
-
-def check_traffic(model: str, *, hours: int = 1, until: dt.datetime | None = None) -> list[Alert]:
-    """Error rate and p99 latency of the last ``hours`` against the thresholds."""
-    s = monitoring.summary(model, hours=hours, until=until)
-    figures = TrafficFigures(s.requests, s.error_rate, s.latency_p99_ms, s.click_through)
-    conditions = traffic_conditions(
-        thresholds(model), model=model, figures=figures, span=f"in the last {hours} h"
-    )
-    return raise_all(model=model, version=None, conditions=conditions)
 
 
 def list_alerts(

@@ -290,6 +290,15 @@ def test_resolving_needs_an_operator_and_reopens_the_condition(backend) -> None:
         )
 
 
+def _last_hour_conditions(model: str, now: dt.datetime) -> list[alerts.Condition]:
+    """The traffic conditions of the last hour's figures against the model's thresholds."""
+    s = monitoring.summary(model, hours=1, until=now)
+    figures = alerts.TrafficFigures(s.requests, s.error_rate, s.latency_p99_ms, s.click_through)
+    return alerts.traffic_conditions(
+        alerts.thresholds(model), model=model, figures=figures, span="in the last 1 h"
+    )
+
+
 def test_traffic_alerts_and_per_model_thresholds(backend, tmp_path: Path) -> None:
     now = T0 + dt.timedelta(hours=5)
     recent = now - dt.timedelta(minutes=30)
@@ -297,12 +306,14 @@ def test_traffic_alerts_and_per_model_thresholds(backend, tmp_path: Path) -> Non
         [rec(recent, latency=400.0) for _ in range(54)]
         + [rec(recent, error="boom") for _ in range(6)]
     )
-    raised = alerts.check_traffic("recsys", hours=1, until=now)
+    conditions = _last_hour_conditions("recsys", now)
+    raised = alerts.raise_all(model="recsys", version=None, conditions=conditions)
     assert sorted(a.kind for a in raised) == ["error_rate", "latency_p99_ms"]
-    assert alerts.check_traffic("recsys", hours=1, until=now) == []  # still open
+    assert alerts.raise_all(model="recsys", version=None, conditions=conditions) == []  # still open
     # Too few requests to judge a rate.
     monitoring.write_batch([rec(recent, model="tiny", error="boom") for _ in range(10)])
-    assert alerts.check_traffic("tiny", hours=1, until=now) == []
+    tiny = _last_hour_conditions("tiny", now)
+    assert alerts.raise_all(model="tiny", version=None, conditions=tiny) == []
 
     users = tmp_path / "users.csv"
     generate_users(60, seed=1).to_csv(users, index=False)
