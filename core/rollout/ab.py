@@ -17,6 +17,9 @@ Guardrails say whether the canary is safe to carry more traffic: its error rate 
 bound at ``guard_alpha``), its p99 latency (from the latency histogram), its click-through
 (not significantly worse), and the label-free recommendation health figures of each arm from
 the monitoring job (``core.monitoring.monitor``). See docs/rollout.md for the methods and why.
+
+The statistics themselves are :mod:`core.rollout.ab_stats`; what each arm served is counted by
+:mod:`core.rollout.ab_counts`.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
-from sqlalchemy import func, select
 
 from core import monitoring, registry
-from core.db import transaction, utcnow
-from core.db.tables import N_LATENCY_BINS, FeedbackRow, PredictionLogRow, RollupRow
+from core.db import utcnow
+from core.db.tables import N_LATENCY_BINS
 from core.errors import BadInput
+from core.rollout.ab_counts import Totals, canary_start, totals
+from core.rollout.ab_stats import newcombe, requests_needed, sequential, wilson
 
 METHOD = (
     "always-valid normal-mixture confidence sequence (mSPRT) on the difference of "
@@ -158,217 +161,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
-def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval (scipy): good coverage even with few clicks or a rate near 0."""
-    if trials <= 0:
-        return (0.0, 1.0)
-    k = min(int(successes), int(trials))
-    ci = stats.binomtest(k, int(trials)).proportion_ci(confidence_level=level, method="wilson")
-    return (float(ci.low), float(ci.high))
-
-
-def newcombe(k_a: int, n_a: int, k_b: int, n_b: int, level: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p_b − p_a from the two Wilson intervals."""
-    if n_a <= 0 or n_b <= 0:
-        return (-1.0, 1.0)
-    pa, pb = min(k_a, n_a) / n_a, min(k_b, n_b) / n_b
-    la, ua = wilson(k_a, n_a, level)
-    lb, ub = wilson(k_b, n_b, level)
-    d = pb - pa
-    return (d - math.hypot(pb - lb, ua - pa), d + math.hypot(ub - pb, pa - la))
-
-
-def _variance(k_a: Any, n_a: Any, k_b: Any, n_b: Any) -> Any:
-    """Plug-in variance of p̂_b − p̂_a; rates shrunk by half a click so it is never 0."""
-    pa = (np.minimum(k_a, n_a) + 0.5) / (np.asarray(n_a) + 1)
-    pb = (np.minimum(k_b, n_b) + 0.5) / (np.asarray(n_b) + 1)
-    return pa * (1 - pa) / n_a + pb * (1 - pb) / n_b
-
-
-def mixture_half_width(variance: Any, tau: float, alpha: float) -> Any:
-    """Half-width of the normal-mixture confidence sequence for an estimate of variance V
-    (element-wise on arrays).
-
-    With a N(0, τ²) mixture over the difference θ, the mSPRT's likelihood ratio is
-    Λ = √(V/(V+τ²))·exp(θ̂²τ²/(2V(V+τ²))); it crosses 1/α exactly when |θ̂| exceeds
-    √(V(V+τ²)/τ² · (2 ln(1/α) + ln((V+τ²)/V))). Ville's inequality bounds the chance that
-    this ever happens under θ = 0 by α, whenever one looks.
-    """
-    v = np.asarray(variance, dtype=np.float64)
-    t2 = tau * tau
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = np.sqrt(v * (v + t2) / t2 * (2 * np.log(1 / alpha) + np.log((v + t2) / v)))
-    h = np.where((v > 0) & np.isfinite(v), h, np.inf)
-    return float(h) if h.ndim == 0 else h
-
-
-def decisions(k_a: Any, n_a: Any, k_b: Any, n_b: Any, *, alpha: float, tau: float) -> Any:
-    """+1 (b better), -1 (b worse) or 0 (inconclusive), element-wise: the one rule behind
-    :func:`sequential`, on arrays for the repeated-experiment test."""
-    k_a, n_a, k_b, n_b = (np.asarray(x, dtype=np.float64) for x in (k_a, n_a, k_b, n_b))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.minimum(k_b, n_b) / n_b - np.minimum(k_a, n_a) / n_a
-        h = mixture_half_width(_variance(k_a, n_a, k_b, n_b), tau, alpha)
-    valid = (n_a > 0) & (n_b > 0)
-    return np.where(valid & (d - h > 0), 1, np.where(valid & (d + h < 0), -1, 0))
-
-
-def sequential(
-    k_a: int, n_a: int, k_b: int, n_b: int, *, alpha: float, tau: float
-) -> tuple[float, tuple[float, float], str]:
-    """(difference, always-valid interval, decision) for arm b against arm a."""
-    if n_a <= 0 or n_b <= 0:
-        return (math.nan, (-1.0, 1.0), "inconclusive")
-    d = min(k_b, n_b) / n_b - min(k_a, n_a) / n_a
-    h = float(mixture_half_width(_variance(k_a, n_a, k_b, n_b), tau, alpha))
-    lo, hi = d - h, d + h
-    sign = int(decisions(k_a, n_a, k_b, n_b, alpha=alpha, tau=tau))
-    decision = {1: "better", -1: "worse"}.get(sign, "inconclusive")
-    return (d, (max(lo, -1.0), min(hi, 1.0)), decision)
-
-
-def requests_needed(
-    baseline: float,
-    share: float,
-    difference: float,
-    *,
-    alpha: float,
-    tau: float,
-    power: float = 0.8,
-) -> float:
-    """Total requests (both arms, the canary taking ``share``) at which a true difference of
-    ``difference`` is detected with probability ``power`` by the confidence sequence."""
-    if not (0 < share < 1) or difference <= 0:
-        return math.inf
-    p = min(max(baseline, 1e-4), 1 - 1e-4)
-    q = min(max(p + difference, 1e-4), 1 - 1e-4)
-    z = float(stats.norm.ppf(power))
-
-    def gap(log_n: float) -> float:
-        n = math.exp(log_n)
-        v = p * (1 - p) / (n * (1 - share)) + q * (1 - q) / (n * share)
-        return float(mixture_half_width(v, tau, alpha)) + z * math.sqrt(v) - difference
-
-    lo, hi = math.log(10.0), math.log(1e12)
-    if gap(hi) > 0:
-        return math.inf
-    if gap(lo) <= 0:
-        return 10.0
-    return math.exp(optimize.brentq(gap, lo, hi, xtol=1e-3))
-
-
-# ----------------------------------------------------------------------------- readout
-
-
-@dataclass(frozen=True)
-class _Totals:
-    requests: int
-    errors: int
-    clicks: int
-    bins: np.ndarray
-
-
-def _totals(
-    model: str, version: str, variant: str, since: dt.datetime, until: dt.datetime, delay_s: float
-) -> _Totals:
-    """An arm's requests, errors and clicks served in [since, until − delay_s), its latency
-    histogram over the hours touched.
-
-    Clicks arrive after their request: counting the newest requests would under-count the
-    click-through of whichever arm received more of the recent traffic (the canary after each
-    step up), so requests younger than ``delay_s`` wait. Whole hours come from the rollups;
-    the partial hours at either end from the prediction log (indexed by model and time), so
-    the period is exact to the second and the cost stays at most two hours of log rows.
-    """
-    cutoff = until - dt.timedelta(seconds=delay_s)
-    t = RollupRow
-    first_full = -(-int(since.timestamp()) // 3600)  # the first hour starting at or after since
-    end_full = int(cutoff.timestamp()) // 3600  # hours before this one ended before the cutoff
-    bins = np.zeros(N_LATENCY_BINS, np.int64)
-    requests = errors = clicks = 0
-    with transaction(write=False) as s:
-        arm = [t.model == model, t.version == version, t.variant == variant]
-        for b in s.scalars(
-            select(t.latency_bins).where(
-                *arm, t.hour >= monitoring.hour_of(since), t.hour <= monitoring.hour_of(until)
-            )
-        ):
-            bins += np.asarray(b, dtype=np.int64)
-        if cutoff <= since:
-            return _Totals(0, 0, 0, bins)
-        pieces: list[tuple[dt.datetime, dt.datetime]] = []
-        if first_full < end_full:
-            r, e, c = s.execute(
-                select(
-                    func.coalesce(func.sum(t.requests), 0),
-                    func.coalesce(func.sum(t.errors), 0),
-                    func.coalesce(func.sum(t.clicks), 0),
-                ).where(*arm, t.hour >= first_full, t.hour < end_full)
-            ).one()
-            requests, errors, clicks = int(r), int(e), int(c)
-            pieces = [(since, _hour_start(first_full)), (_hour_start(end_full), cutoff)]
-        else:
-            pieces = [(since, cutoff)]
-        for start, end in pieces:
-            if end <= start:
-                continue
-            r, e, c = _logged(s, model, version, variant, start, end)
-            requests, errors, clicks = requests + r, errors + e, clicks + c
-    return _Totals(requests, errors, clicks, bins)
-
-
-def _hour_start(hour: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(hour * 3600, tz=dt.UTC)
-
-
-def _logged(
-    s: Any, model: str, version: str, variant: str, start: dt.datetime, end: dt.datetime
-) -> tuple[int, int, int]:
-    """(requests, errors, clicked requests) of the prediction log in [start, end)."""
-    log = PredictionLogRow
-    cond = [
-        log.model == model,
-        log.ts >= start,
-        log.ts < end,
-        log.version == version,
-        log.variant == variant,
-    ]
-    requests, errors = s.execute(select(func.count(), func.count(log.error)).where(*cond)).one()
-    clicked = s.scalar(
-        select(func.count(func.distinct(FeedbackRow.request_id)))
-        .join(log, log.request_id == FeedbackRow.request_id)
-        .where(*cond)
-    )
-    return int(requests or 0), int(errors or 0), int(clicked or 0)
-
-
-def canary_start(model: str, version: str) -> dt.datetime | None:
-    """The first hour in which ``version`` served canary traffic (None: never)."""
-    with transaction(write=False) as s:
-        hour = s.scalar(
-            select(func.min(RollupRow.hour)).where(
-                RollupRow.model == model,
-                RollupRow.version == version,
-                RollupRow.variant == "canary",
-            )
-        )
-    return None if hour is None else dt.datetime.fromtimestamp(int(hour) * 3600, tz=dt.UTC)
-
-
-def canary_requests(model: str, version: str) -> int:
-    """Every canary request ``version`` has served (the rollout's per-step counter)."""
-    with transaction(write=False) as s:
-        total = s.scalar(
-            select(func.coalesce(func.sum(RollupRow.requests), 0)).where(
-                RollupRow.model == model,
-                RollupRow.version == version,
-                RollupRow.variant == "canary",
-            )
-        )
-    return int(total or 0)
 
 
 def settings_of(model: str, overrides: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -417,13 +209,13 @@ def readout(
     prod_version, canary = info.production, canary_version or info.staging
     if since is None:
         since = (canary_start(model, canary) if canary else None) or until
-    empty = _Totals(0, 0, 0, np.zeros(N_LATENCY_BINS, np.int64))
+    empty = Totals(0, 0, 0, np.zeros(N_LATENCY_BINS, np.int64))
     delay = params["click_delay_s"]
-    a = _totals(model, prod_version, "production", since, until, delay) if prod_version else empty
-    b = _totals(model, canary, "canary", since, until, delay) if canary else empty
+    a = totals(model, prod_version, "production", since, until, delay) if prod_version else empty
+    b = totals(model, canary, "canary", since, until, delay) if canary else empty
     # Errors and latency need no wait for clicks: every request up to now counts.
-    now_a = _totals(model, prod_version, "production", since, until, 0) if prod_version else empty
-    now_b = _totals(model, canary, "canary", since, until, 0) if canary else empty
+    now_a = totals(model, prod_version, "production", since, until, 0) if prod_version else empty
+    now_b = totals(model, canary, "canary", since, until, 0) if canary else empty
     alpha, tau = params["alpha"], params["tau"]
     d, ci, decision = sequential(a.clicks, a.requests, b.clicks, b.requests, alpha=alpha, tau=tau)
     fixed = newcombe(a.clicks, a.requests, b.clicks, b.requests)
@@ -445,7 +237,7 @@ def readout(
     )  # fmt: skip
 
 
-def _arm(version: str | None, t: _Totals, now: _Totals) -> Arm:
+def _arm(version: str | None, t: Totals, now: Totals) -> Arm:
     ctr = min(t.clicks, t.requests) / t.requests if t.requests else 0.0
     return Arm(
         version,
@@ -523,11 +315,10 @@ def guardrails(
 def _health_guards(
     model: str, prod_version: str | None, canary_version: str | None, tolerance: float
 ) -> list[Guardrail]:
-    """Health figures of each arm's latest window (from ``core.monitoring.monitor``): they block
-    only
-    once both arms have one, since the monitoring job needs a closed window first."""
+    """Health figures of each arm's latest window (from ``core.monitoring.history``): they
+    block only once both arms have one, since the monitoring job needs a closed window first."""
     from core.metrics import health
-    from core.monitoring import monitor
+    from core.monitoring import history
 
     latest: dict[str, dict[str, Any]] = {}
     for variant, version in (("production", prod_version), ("canary", canary_version)):
@@ -535,7 +326,7 @@ def _health_guards(
             continue
         rows = [
             r
-            for r in monitor.results(model, kind="health", variant=variant, limit=200)
+            for r in history.results(model, kind="health", variant=variant, limit=200)
             if r.version == version and r.status == "ok"
         ]
         if rows:

@@ -13,7 +13,7 @@ from core import registry
 from core.accounts.auth import SYSTEM
 from core.cli import main
 from core.db import utcnow
-from core.rollout import ab
+from core.rollout import ab, ab_stats
 from tests.fixtures.traffic import ab_traffic
 from tests.helpers import register_dummy
 
@@ -39,7 +39,7 @@ def _experiments(
     k_a = np.cumsum(rng.binomial(n_a, p_prod), axis=1)
     k_b = np.cumsum(rng.binomial(n_b, p_canary), axis=1)
     n_a, n_b = np.cumsum(n_a, axis=1), np.cumsum(n_b, axis=1)
-    at_each_look = ab.decisions(k_a, n_a, k_b, n_b, alpha=ALPHA, tau=0.02)
+    at_each_look = ab_stats.decisions(k_a, n_a, k_b, n_b, alpha=ALPHA, tau=0.02)
     concluded = at_each_look != 0
     first = np.argmax(concluded, axis=1)
     decided = np.where(concluded.any(axis=1), at_each_look[np.arange(repeats), first], 0)
@@ -69,21 +69,22 @@ def test_a_canary_twenty_percent_better_is_declared_better():
 
 def test_one_rule_for_one_readout_and_for_arrays():
     for counts in [(100, 1000, 200, 1000), (100, 1000, 100, 1000), (100, 1000, 140, 1000)]:
-        _, _, decision = ab.sequential(*counts, alpha=ALPHA, tau=0.02)
-        sign = int(ab.decisions(*counts, alpha=ALPHA, tau=0.02))
+        _, _, decision = ab_stats.sequential(*counts, alpha=ALPHA, tau=0.02)
+        sign = int(ab_stats.decisions(*counts, alpha=ALPHA, tau=0.02))
         assert decision == {1: "better", -1: "worse", 0: "inconclusive"}[sign]
-    assert ab.sequential(200, 1000, 100, 1000, alpha=ALPHA, tau=0.02)[2] == "worse"
+    assert ab_stats.sequential(200, 1000, 100, 1000, alpha=ALPHA, tau=0.02)[2] == "worse"
 
 
 def test_sample_size_is_what_the_sequence_needs():
-    n = ab.requests_needed(0.1, 0.5, 0.02, alpha=ALPHA, tau=0.02)
+    n = ab_stats.requests_needed(0.1, 0.5, 0.02, alpha=ALPHA, tau=0.02)
     v = 0.1 * 0.9 / (n / 2) + 0.12 * 0.88 / (n / 2)
-    assert ab.mixture_half_width(v, 0.02, ALPHA) + 0.8416 * v**0.5 == pytest.approx(0.02, rel=1e-3)
-    assert ab.requests_needed(0.1, 0.05, 0.02, alpha=ALPHA, tau=0.02) > 5 * n  # a 5 % canary
+    half_width = ab_stats.mixture_half_width(v, 0.02, ALPHA)
+    assert half_width + 0.8416 * v**0.5 == pytest.approx(0.02, rel=1e-3)
+    assert ab_stats.requests_needed(0.1, 0.05, 0.02, alpha=ALPHA, tau=0.02) > 5 * n  # a 5 % canary
 
 
 def test_wilson_matches_the_closed_form():
-    lo, hi = ab.wilson(10, 100)
+    lo, hi = ab_stats.wilson(10, 100)
     z = 1.959963984540054
     p = 0.1
     centre = (p + z * z / 200) / (1 + z * z / 100)
