@@ -46,7 +46,7 @@ from core.accounts import bootstrap
 from core.db import DatabaseUnavailable, get_engine, utcnow
 from core.errors import ConfigError, CoreError
 from core.monitoring import resources
-from core.registry import artifacts
+from core.registry import orphans
 from core.retraining import leader, runs
 from jobs import tasks
 
@@ -217,7 +217,7 @@ class Worker:
         shares ``ARTIFACTS_DIR`` must not move another registry's folders."""
         for run in runs.fail_orphans(worker_id=self.worker_id):
             log.warning("run #%s of %s was left running: marked failed", run.id, run.model)
-        for entry in artifacts.sweep(registry.known_artifact_dirs(), dry_run=True):
+        for entry in orphans.sweep(registry.known_artifact_dirs(), dry_run=True):
             if entry.action == "would move":
                 log.warning(
                     "artifact folder %s was published but never registered; "

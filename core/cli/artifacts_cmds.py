@@ -6,7 +6,11 @@ import argparse
 
 from core.cli.common import actor, add_user_option
 from core.cli.output import print_json, print_table
-from core.registry import artifact_sweep, artifacts
+
+# core.registry.orphans.DEFAULT_SWEEP_AGE_S in minutes, written out so that registering the
+# command need not load the artifact store and its settings (tests/core/cli/test_cli_start.py
+# keeps the two equal).
+DEFAULT_OLDER_THAN_MIN = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--older-than",
         type=float,
-        default=artifacts.DEFAULT_SWEEP_AGE_S / 60,
+        default=DEFAULT_OLDER_THAN_MIN,
         metavar="MIN",
         help="only folders written at least this many minutes ago (default: %(default)g)",
     )
@@ -36,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from core.registry import artifact_sweep, artifacts
+
     entries = artifact_sweep.sweep(
         actor=actor(args), older_than_minutes=args.older_than, dry_run=args.dry_run
     )

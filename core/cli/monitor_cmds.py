@@ -6,13 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from core import inputs
 from core.cli.common import DAY, DAYS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table, progress_bar
-from core.data import datasets
-from core.data.categories import CATEGORIES
 from core.errors import BadInput
 
 
@@ -60,12 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _drift(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.data import files
+    from core.data.categories import CATEGORIES
     from core.monitoring import drift
 
     if args.html is not None:
         inputs.prepare_output(args.html, "the report")
-    reference = datasets.read_table(args.reference, "reference")
-    current = datasets.read_table(args.current, "current")
+    reference = files.read_table(args.reference, "reference")
+    current = files.read_table(args.current, "current")
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not columns:

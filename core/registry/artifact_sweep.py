@@ -2,7 +2,7 @@
 
 Never run implicitly (not by ``init``, not by a worker taking the lead): with a shared
 ``ARTIFACTS_DIR``, a process pointed at another or an empty database must not judge folders
-it did not write. :func:`core.registry.artifacts.sweep` holds the rules of what may be moved.
+it did not write. :func:`core.registry.orphans.sweep` holds the rules of what may be moved.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from core import registry
 from core.accounts.auth import Actor, require
 from core.db import migrate
 from core.errors import BadInput, CoreError
-from core.registry import artifacts
-from core.registry.artifacts import SweepEntry
+from core.registry import orphans
+from core.registry.orphans import SweepEntry
 
 MAX_AGE_MINUTES = 10 * 365 * 24 * 60
 
@@ -22,7 +22,7 @@ MAX_AGE_MINUTES = 10 * 365 * 24 * 60
 def sweep(
     *,
     actor: Actor,
-    older_than_minutes: float = artifacts.DEFAULT_SWEEP_AGE_S / 60,
+    older_than_minutes: float = orphans.DEFAULT_SWEEP_AGE_S / 60,
     dry_run: bool = False,
 ) -> list[SweepEntry]:
     """Move aside this registry's unfinished writes older than ``older_than_minutes`` (an
@@ -39,6 +39,6 @@ def sweep(
             "the registry's schema is missing or not up to date; run `python -m core init` "
             "against this database first (nothing was swept)"
         )
-    return artifacts.sweep(
+    return orphans.sweep(
         registry.known_artifact_dirs(), older_than_s=older_than_minutes * 60, dry_run=dry_run
     )

@@ -15,11 +15,9 @@ exactly as for a local folder.
 
 Every version folder carries a marker (:data:`MARKER`) from the moment its files are staged
 until its registry row has committed. A process killed in between leaves a folder no
-registry knows; :func:`sweep`, run only when an operator asks (``python -m core artifacts
-sweep``), moves aside such a folder only when its marker proves it is an unfinished write of
-*this* registry, old enough, by a process that is gone. An unregistered folder without such
-proof (another registry sharing ``ARTIFACTS_DIR``, a registration in progress) is never
-touched.
+registry knows; :mod:`core.registry.orphans` holds the rules by which an operator's sweep
+moves such a folder aside. Who wrote a version (code revision, libraries) is
+:mod:`core.registry.provenance`'s.
 """
 
 from __future__ import annotations
@@ -30,20 +28,17 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
-from importlib import metadata as importlib_metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from core.config import PROJECT_ROOT, get_settings
+from core.config import get_settings
 from core.errors import AlreadyExists, ArtifactIntegrityError, CoreError
 
 if TYPE_CHECKING:
@@ -52,10 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
 STAGING = ".staging"
-ORPHANS = ".orphans"
 # Written into a version's folder before it is published and removed once its registry row
 # committed: the proof the orphan sweep needs that an unregistered folder is an unfinished
-# write of this registry (see :func:`sweep`). Never hashed, never loaded.
+# write of this registry (see :func:`core.registry.orphans.sweep`). Never hashed, never loaded.
 MARKER = ".unfinished.json"
 _CHUNK = 1 << 20
 
@@ -99,7 +93,7 @@ class Store(NamedTuple):
         return f"{self.base}/{relative}"
 
 
-def _store() -> Store | None:
+def object_store() -> Store | None:
     """The object store of the settings; None when artifacts live in a local folder."""
     url = get_settings().artifacts_url
     if url is None:
@@ -110,7 +104,7 @@ def _store() -> Store | None:
 
 def location() -> str:
     """Where artifacts are kept, for messages and the dashboard."""
-    store = _store()
+    store = object_store()
     return str(root()) if store is None else store.url
 
 
@@ -187,7 +181,7 @@ def staging_dir() -> Iterator[Path]:
 
 def finish(relative_dir: str) -> None:
     """Remove the unfinished-write marker of a version whose registry row has committed."""
-    store = _store()
+    store = object_store()
     if store is not None:
         try:
             store.fs.rm(store.path(f"{relative_dir}/{MARKER}"))
@@ -235,7 +229,7 @@ def publish(staged: Path, *, relative_dir: str, metadata: Mapping[str, Any]) -> 
     # unregistered and unmarked. Written anew so that its age counts from now.
     _write_marker(staged, relative_dir=relative_dir)
     _fsync_tree(staged)
-    store = _store()
+    store = object_store()
     if store is not None:
         _upload(staged, relative_dir, files, store)
     final = root() / relative_dir
@@ -308,7 +302,7 @@ def _fsync_tree(folder: Path) -> None:
 
 def unpublish(relative_dir: str) -> None:
     """Remove a folder whose registry row was never committed."""
-    store = _store()
+    store = object_store()
     if store is not None:
         _remove_remote(store.fs, store.path(relative_dir))
     path = root() / relative_dir
@@ -325,7 +319,7 @@ def unlisted(relative_dir: str, files: Mapping[str, str]) -> list[str]:
     names = []
     if folder.is_dir():
         names = [p.relative_to(folder).as_posix() for p in _files_of(folder)]
-    store = _store()
+    store = object_store()
     if store is not None:
         target = store.path(relative_dir)
         try:
@@ -350,7 +344,7 @@ def verify(relative_dir: str, files: Mapping[str, str]) -> Path:
     """Check every recorded file against its SHA-256 and that the folder holds nothing else;
     return the folder if so."""
     folder = root() / relative_dir
-    store = _store()
+    store = object_store()
     if store is not None:
         _fetch_verified(relative_dir, files, store)  # hashes every cached file once
         _refuse_unlisted(relative_dir, files)
@@ -422,7 +416,7 @@ def _download(store: Store, remote: str, local: Path, *, expected: str | None = 
 def check(relative_dir: str, files: Mapping[str, str]) -> dict[str, str]:
     """Per-file integrity status for display: ``ok``, ``missing`` or ``modified`` for each
     recorded file, and ``unlisted`` for a file in the folder the registry does not list."""
-    store = _store()
+    store = object_store()
     if store is not None:
         status = _check_remote(relative_dir, files, store)
     else:
@@ -454,7 +448,7 @@ def _check_remote(relative_dir: str, files: Mapping[str, str], store: Store) -> 
 def store_file(relative: str, local: Path) -> None:
     """Copy a file written under :func:`root` (a drift report) to the object store, if any,
     so every replica finds it."""
-    store = _store()
+    store = object_store()
     if store is not None:
         target = store.path(relative)
         try:
@@ -469,7 +463,7 @@ def local_file(relative: str) -> Path | None:
     path = root() / relative
     if path.is_file():
         return path
-    store = _store()
+    store = object_store()
     if store is None:
         return None
     try:
@@ -480,275 +474,3 @@ def local_file(relative: str) -> Path | None:
         log.warning("could not fetch %s from the artifact store: %s", relative, exc)
         return None
     return path
-
-
-DEFAULT_SWEEP_AGE_S = 3600.0
-
-
-@dataclass(frozen=True)
-class SweepEntry:
-    """One folder the sweep looked at: what it did (or would do) and why."""
-
-    folder: str  # relative to the artifacts root: family/model/vX, or .staging/<id>
-    action: str  # moved | would move | removed | would remove | marker cleared | left
-    reason: str
-    moved_to: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _marker_of(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        marker = json.loads(text)
-    except ValueError:
-        return None
-    return marker if isinstance(marker, dict) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # exists (not ours to signal), or unreadable: assume it runs
-    return True
-
-
-def _why_not_ours(marker: dict[str, Any] | None, older_than_s: float, now: float) -> str | None:
-    """None when ``marker`` proves an abandoned write of this registry; else why not."""
-    if marker is None:
-        return (
-            "no unfinished-write marker: not a write this registry left unfinished "
-            "(another registry sharing the folder, or a copy); left alone"
-        )
-    mine = registry_identity()
-    if marker.get("registry") != mine:
-        return f"written for another registry ({marker.get('registry')}); left alone"
-    written = marker.get("written_at")
-    if not isinstance(written, int | float):
-        return "its marker records no time; left alone"
-    age = now - float(written)
-    if age < older_than_s:
-        return f"written {age / 60:.0f} min ago, may still be registering; left alone"
-    pid = marker.get("pid")
-    if marker.get("host") == socket.gethostname() and isinstance(pid, int) and _alive(pid):
-        return f"process {pid} that writes it is still running; left alone"
-    return None
-
-
-def _orphan_dest(rel: str, now: float) -> str:
-    """``.orphans/<family>/<model>/v<version>.<UTC time>-<id>``: the original path stays
-    readable in the new one."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return f"{ORPHANS}/{rel}.{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-def _manifest(rel: str, dest: str, marker: dict[str, Any], now: float) -> str:
-    return json.dumps(
-        {
-            "original": rel,
-            "moved_to": dest,
-            "moved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "registry": marker.get("registry"),
-            "written_by": {k: marker.get(k) for k in ("host", "pid", "written_at")},
-            "reason": "published but never registered (the writing process is gone)",
-        },
-        indent=2,
-    )
-
-
-def sweep(
-    known_dirs: set[str],
-    *,
-    older_than_s: float = DEFAULT_SWEEP_AGE_S,
-    dry_run: bool = False,
-) -> list[SweepEntry]:
-    """Move aside the version folders this registry published but never registered.
-
-    A folder is moved only when its marker proves it is this registry's own write, older
-    than ``older_than_s``, by a process that is gone (the registry's known folders
-    ``known_dirs`` are never moved: a marker left on one is only cleared). It goes to
-    ``.orphans/<family>/<model>/v<version>.<time>-<id>`` with a ``.json`` manifest beside it
-    naming where it came from; nothing is deleted. Abandoned staging folders of this
-    registry are removed (they were never published). Everything else is reported and left.
-    """
-    store = _store()
-    if store is not None:
-        entries = _sweep_remote(known_dirs, store, older_than_s, dry_run)
-    else:
-        entries = _sweep_local(known_dirs, older_than_s, dry_run)
-    return entries + _sweep_staging(older_than_s, dry_run)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _sweep_local(known_dirs: set[str], older_than_s: float, dry_run: bool) -> list[SweepEntry]:
-    base = root()
-    entries: list[SweepEntry] = []
-    if not base.exists():
-        return entries
-    now = time.time()
-    for vdir in sorted(base.glob("*/*/v*")):
-        rel = vdir.relative_to(base).as_posix()
-        if not vdir.is_dir() or rel.startswith("."):
-            continue
-        marker_path = vdir / MARKER
-        if rel in known_dirs:
-            if marker_path.exists():
-                if not dry_run:
-                    marker_path.unlink(missing_ok=True)
-                entries.append(SweepEntry(rel, "marker cleared", "registered"))
-            continue
-        marker = _marker_of(_read_text(marker_path))
-        why = _why_not_ours(marker, older_than_s, now)
-        if why is not None or marker is None:
-            entries.append(SweepEntry(rel, "left", why or ""))
-            continue
-        dest = _orphan_dest(rel, now)
-        reason = "this registry's unfinished write, never registered"
-        if dry_run:
-            entries.append(SweepEntry(rel, "would move", reason, dest))
-            continue
-        target = base / dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(vdir, target)
-        target.with_name(target.name + ".json").write_text(
-            _manifest(rel, dest, marker, now) + "\n", encoding="utf-8"
-        )
-        entries.append(SweepEntry(rel, "moved", reason, dest))
-        log.warning("moved unregistered artifact folder %s to %s", rel, dest)
-    return entries
-
-
-def _sweep_staging(older_than_s: float, dry_run: bool) -> list[SweepEntry]:
-    """Staging folders of this registry whose writer is gone: never published, so removed."""
-    staging = root() / STAGING
-    entries: list[SweepEntry] = []
-    if not staging.is_dir():
-        return entries
-    now = time.time()
-    for folder in sorted(staging.iterdir()):
-        if not folder.is_dir() or folder.name == "downloads":
-            continue
-        rel = folder.relative_to(root()).as_posix()
-        marker = _marker_of(_read_text(folder / MARKER))
-        why = _why_not_ours(marker, older_than_s, now)
-        if why is not None:
-            entries.append(SweepEntry(rel, "left", why))
-            continue
-        reason = "this registry's staging folder, abandoned before publishing"
-        if not dry_run:
-            shutil.rmtree(folder, ignore_errors=True)
-        entries.append(SweepEntry(rel, "would remove" if dry_run else "removed", reason))
-    return entries
-
-
-def _sweep_remote(
-    known_dirs: set[str], store: Store, older_than_s: float, dry_run: bool
-) -> list[SweepEntry]:
-    fs, base, url = store
-    entries: list[SweepEntry] = []
-    try:
-        found = fs.glob(f"{base}/*/*/v*")
-    except Exception as exc:  # noqa: BLE001
-        raise CoreError(f"could not list the artifact store {url}: {exc}") from exc
-    prefix = base.lstrip("/") + "/"
-    now = time.time()
-    for path in sorted(found):
-        rel = path.lstrip("/").removeprefix(prefix)
-        if rel.startswith(".") or not fs.isdir(path):
-            continue
-        marker_path = f"{base}/{rel}/{MARKER}"
-        if rel in known_dirs:
-            if fs.exists(marker_path):
-                if not dry_run:
-                    fs.rm(marker_path)
-                entries.append(SweepEntry(rel, "marker cleared", "registered"))
-            continue
-        text = (
-            fs.cat_file(marker_path).decode("utf-8", "replace") if fs.exists(marker_path) else None
-        )
-        marker = _marker_of(text)
-        why = _why_not_ours(marker, older_than_s, now)
-        if why is not None or marker is None:
-            entries.append(SweepEntry(rel, "left", why or ""))
-            continue
-        dest = _orphan_dest(rel, now)
-        reason = "this registry's unfinished write, never registered"
-        if dry_run:
-            entries.append(SweepEntry(rel, "would move", reason, dest))
-            continue
-        fs.mv(path, f"{base}/{dest}", recursive=True)
-        fs.pipe_file(f"{base}/{dest}.json", _manifest(rel, dest, marker, now).encode())
-        entries.append(SweepEntry(rel, "moved", reason, dest))
-        log.warning("moved unregistered artifact folder %s/%s to %s", url, rel, dest)
-    return entries
-
-
-# ------------------------------------------------------------------ provenance helpers
-
-DEFAULT_LIBRARIES = (
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "joblib",
-    "tensorflow-cpu",
-    "tensorflow",
-    "keras",
-    "h5py",
-)
-
-
-def library_versions(names: tuple[str, ...] = DEFAULT_LIBRARIES) -> dict[str, str]:
-    """Installed versions of the libraries that may have written a version's files."""
-    found = {}
-    for name in names:
-        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
-            found[name] = importlib_metadata.version(name)
-    return found
-
-
-@functools.cache
-def code_revision() -> str:
-    """The code revision that wrote a version: ``CODE_REVISION`` from the environment, else
-    the git commit of the checkout (``-dirty`` when tracked files changed), else 'unknown'.
-
-    A container image holds no ``.git``; its build passes the commit in (``ARG
-    CODE_REVISION`` in ``deploy/Dockerfile``), so versions trained there are traceable too.
-    """
-    env = os.environ.get("CODE_REVISION")
-    if env:
-        return env
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        rev = out.stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return rev + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def python_version() -> str:
-    return platform.python_version()

@@ -19,10 +19,11 @@ from core.accounts.auth import Actor, require
 from core.db import transaction, utcnow
 from core.db.tables import STAGES, DatasetRow, ModelRow, StageEventRow, VersionRow
 from core.errors import AlreadyExists, BadInput, NotFound
-from core.registry import artifacts, semver
+from core.registry import artifacts, provenance, semver
 from core.registry.entities import Page, VersionInfo
+from core.registry.family_rules import FAMILIES, may_register
 from core.registry.lookups import model_row, stage_holder, version_info, version_row
-from core.registry.models import FAMILIES, check_name
+from core.registry.models import check_name
 
 log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 500
@@ -124,7 +125,7 @@ def register_version(
                 m = ModelRow(name=model, family=family, description=description, settings={})
                 s.add(m)
                 s.flush()
-            elif m.family != family and not (m.family == "autoencoder" and family == "transfer"):
+            elif not may_register(m.family, family):
                 raise BadInput(f"model {model!r} is of family {m.family!r}, not {family!r}")
             parts = _next_version(s, m, version, bump)
             number = semver.fmt(parts)
@@ -237,7 +238,7 @@ def _metadata(
         "family": family,
         "created_at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "created_by": actor.username,
-        "python_version": artifacts.python_version(),
+        "python_version": provenance.python_version(),
         "performance": dict(metrics or {}),
         "hyperparameters": dict(hyperparameters or {}),
         "training_dataset": None if dataset is None else dataset.source_name,
@@ -245,8 +246,8 @@ def _metadata(
         if dataset is None
         else {"name": dataset.name, "version": dataset.version, "sha256": dataset.sha256},
         "parent_version": None if parent is None else {"model": parent[0], "version": parent[1]},
-        "code_revision": artifacts.code_revision(),
-        "libraries": artifacts.library_versions(),
+        "code_revision": provenance.code_revision(),
+        "libraries": provenance.library_versions(),
         "description": description,
     }
     extra = dict(extra or {})

@@ -215,12 +215,12 @@ def test_generator_is_seeded_and_drift_shifts_summer_categories() -> None:
 _INGEST_AT_THE_SIGNAL = """
 import json, os, sys, time
 from pathlib import Path
-from core.data import datasets
+from core.data import datasets, files
 from core.accounts.auth import SYSTEM
 from core.errors import CoreError
 
 path, name, ready, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
-frame, offset = datasets.read_users_file(path)  # import and parse before the start line
+frame, offset = files.read_users_file(path)  # import and parse before the start line
 ready.touch()
 while not go.exists():
     time.sleep(0.001)

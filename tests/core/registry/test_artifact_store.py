@@ -15,7 +15,7 @@ from core.accounts.auth import SYSTEM
 from core.config import get_settings, reset_settings
 from core.db import migrate
 from core.errors import AlreadyExists, ArtifactIntegrityError, CoreError
-from core.registry import artifacts
+from core.registry import artifacts, orphans
 from core.serving import predict
 from tests.conftest import RegistryEnv, drop_schema, make_env
 from tests.fixtures.data import ingest_generated
@@ -163,7 +163,7 @@ def test_sweep_moves_only_this_registrys_unfinished_store_folders(store) -> None
         json.dumps({**marker, "written_at": time.time() - 7200}).encode(),
     )
 
-    entries = {e.folder: e for e in artifacts.sweep(registry.known_artifact_dirs())}
+    entries = {e.folder: e for e in orphans.sweep(registry.known_artifact_dirs())}
     assert entries["popularity/popularity/v9.9.9"].action == "left"
     assert entries["popularity/popularity/v9.9.8"].action == "moved"
     moved_to = entries["popularity/popularity/v9.9.8"].moved_to

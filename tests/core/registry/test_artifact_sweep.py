@@ -18,7 +18,7 @@ import pytest
 from core import registry
 from core.accounts.auth import SYSTEM
 from core.errors import BadInput
-from core.registry import artifacts
+from core.registry import artifacts, orphans
 from jobs.worker import Options, Worker
 from tests.conftest import PROJECT_ROOT, RegistryEnv, tree_snapshot
 from tests.helpers import register_dummy
@@ -31,7 +31,7 @@ _REGISTER_AND_PAUSE = """
 import os, sys, time
 from pathlib import Path
 from core import registry
-from core.registry import artifacts
+from core.registry import artifacts, orphans
 from core.accounts.auth import SYSTEM
 
 published, go = Path(sys.argv[1]), sys.argv[2]
@@ -192,7 +192,7 @@ def test_a_registration_in_progress_is_never_moved(backend: RegistryEnv, tmp_pat
             Worker(Options(), worker_id="leader")._recover()
         assert [
             e.action
-            for e in artifacts.sweep(registry.known_artifact_dirs(), older_than_s=0, dry_run=True)
+            for e in orphans.sweep(registry.known_artifact_dirs(), older_than_s=0, dry_run=True)
             if e.folder == rel
         ] == ["left"]
         swept = json.loads(
@@ -230,7 +230,7 @@ def test_a_killed_registration_is_swept_only_when_asked_and_maps_back(
     folder = artifacts.root() / rel
 
     # Recent: left by the default age, even though its writer is gone.
-    entries = artifacts.sweep(registry.known_artifact_dirs())
+    entries = orphans.sweep(registry.known_artifact_dirs())
     assert [(e.folder, e.action) for e in entries if e.folder == rel] == [(rel, "left")]
     dry = json.loads(
         _core(backend.env, "artifacts", "sweep", "--dry-run", "--older-than", "0", "--json").stdout

@@ -12,7 +12,7 @@ from core.accounts.auth import SYSTEM, Actor
 from core.data import datasets, splits
 from core.data.generator import generate_users
 from core.errors import ArtifactIntegrityError, BadInput, PermissionDenied
-from core.registry import artifacts
+from core.registry import artifacts, provenance
 from core.serving import predict
 from core.training import evaluation
 from tests.conftest import tree_snapshot
@@ -160,12 +160,12 @@ def test_a_version_trained_outside_a_checkout_records_the_given_code_revision(
 ):
     """A container holds no ``.git``: the revision its image was built from comes in through
     ``CODE_REVISION`` (deploy/Dockerfile passes the build argument on), else 'unknown'."""
-    monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path)  # no checkout here
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)  # no checkout here
     monkeypatch.delenv("CODE_REVISION", raising=False)
-    artifacts.code_revision.cache_clear()
+    provenance.code_revision.cache_clear()
     try:
-        assert artifacts.code_revision() == "unknown"
-        artifacts.code_revision.cache_clear()
+        assert provenance.code_revision() == "unknown"
+        provenance.code_revision.cache_clear()
         monkeypatch.setenv("CODE_REVISION", "3f2c1e9")
         ref = ingest_generated(backend.root, n=300)
         v = training.train(actor=SYSTEM, family="popularity", dataset=ref).version
@@ -173,7 +173,7 @@ def test_a_version_trained_outside_a_checkout_records_the_given_code_revision(
         meta = json.loads((artifacts.root() / v.artifact_dir / "metadata.json").read_text())
         assert meta["code_revision"] == "3f2c1e9"
     finally:
-        artifacts.code_revision.cache_clear()
+        provenance.code_revision.cache_clear()
 
 
 def test_the_image_passes_its_build_revision_to_the_processes():
