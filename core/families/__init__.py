@@ -1,7 +1,9 @@
 """Model families behind one interface (see ``base.Family``).
 
 Families are looked up by name so that TensorFlow is imported only when an autoencoder is
-trained; loading any family for inference never imports it (see ``dense_numpy``).
+trained; loading any family for inference never imports it (see ``dense_numpy``). The names,
+and which family fine-tunes which, are :mod:`core.registry.family_rules` (the registry, below
+this package, checks them too); each name is the module ``core.families.<name>``.
 """
 
 from __future__ import annotations
@@ -10,20 +12,27 @@ import importlib
 
 from core.errors import BadInput
 from core.families.base import Family
+from core.registry.family_rules import (
+    FAMILIES,
+    can_be_fine_tuned,
+    fine_tunes_from,
+    may_register,
+    parent_family_ok,
+)
 
-_MODULES = {
-    "popularity": "core.families.popularity",
-    "svd": "core.families.svd",
-    "autoencoder": "core.families.autoencoder",
-    "transfer": "core.families.transfer",
-    "embeddings": "core.families.embeddings",
-}
-NAMES = tuple(_MODULES)
+__all__ = [
+    "FAMILIES",
+    "can_be_fine_tuned",
+    "family_class",
+    "fine_tunes_from",
+    "may_register",
+    "parent_family_ok",
+]
 
 
 def family_class(name: str) -> type[Family]:
-    if name not in _MODULES:
-        raise BadInput(f"unknown family {name!r}; families are {', '.join(NAMES)}")
-    module = importlib.import_module(_MODULES[name])
+    if name not in FAMILIES:
+        raise BadInput(f"unknown family {name!r}; families are {', '.join(FAMILIES)}")
+    module = importlib.import_module(f"{__name__}.{name}")
     cls: type[Family] = module.FAMILY
     return cls

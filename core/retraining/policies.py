@@ -15,6 +15,7 @@ from typing import Any
 from core import registry
 from core.accounts.auth import SYSTEM, Actor
 from core.errors import BadInput, CoreError, GateFailed
+from core.families import fine_tunes_from
 from core.metrics.direction import higher_is_better
 from core.registry.entities import VersionInfo
 from core.retraining import runs
@@ -57,13 +58,13 @@ def execute(
     if run.reason:
         description = f"{what} retraining: {run.reason} {runs.version_tag(run.id)}"
     parent = None
-    if run.family == "transfer":
+    if fine_tunes_from(run.family):
         # Fine-tuning starts from what serves now (else the newest version).
         base = registry.find_version(run.model, "production")
         if base is None:
             latest = registry.get_model(run.model).latest
             if latest is None:
-                raise BadInput(f"transfer model {run.model!r} has no version to fine-tune")
+                raise BadInput(f"{run.family} model {run.model!r} has no version to fine-tune")
             base = registry.get_version(run.model, latest)
         parent = (base.model, base.version)
     result = training.train(

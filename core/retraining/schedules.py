@@ -47,6 +47,7 @@ from core.db.tables import (
     VersionRow,
 )
 from core.errors import AlreadyExists, BadInput, NotFound
+from core.families import FAMILIES, family_class, may_register
 from core.retraining.cron import validate_cron
 from core.retraining.runs import RunSpec
 
@@ -192,8 +193,6 @@ def _params_for(family: str, params: Mapping[str, Any] | None) -> dict[str, Any]
     family's defaults at training time."""
     if params is None:
         return None
-    from core.families import family_class
-
     resolved = family_class(family).resolve_params(params)
     return {key: resolved[key] for key in params}
 
@@ -210,20 +209,12 @@ def _check_family(s: Session, model: str, family: str | None) -> str:
         if existing is None:
             raise BadInput(
                 f"model {model!r} is not registered yet: give the family to train "
-                f"({', '.join(registry.FAMILIES)})"
+                f"({', '.join(FAMILIES)})"
             )
         return existing
-    if family not in registry.FAMILIES:
-        raise BadInput(f"unknown family {family!r}; families are {', '.join(registry.FAMILIES)}")
-    if (
-        existing is not None
-        and existing != family
-        and (existing, family)
-        != (
-            "autoencoder",
-            "transfer",
-        )
-    ):
+    if family not in FAMILIES:
+        raise BadInput(f"unknown family {family!r}; families are {', '.join(FAMILIES)}")
+    if existing is not None and not may_register(existing, family):
         raise BadInput(f"model {model!r} is of family {existing!r}, not {family!r}")
     return family
 
@@ -277,7 +268,7 @@ def set_schedule(
     ``params`` replaces the hyperparameters as a whole. A paused schedule stays paused.
     """
     require(actor, "operate", "edit retraining schedules")
-    registry._check_name(model)
+    registry.check_name(model)
     if cron is not None and every_s is not None:
         raise BadInput("give either a cron expression or an interval, not both")
     cron = validate_cron(cron) if cron is not None else None

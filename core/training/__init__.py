@@ -23,7 +23,7 @@ from core.data import datasets, splits
 from core.data.categories import CATEGORIES
 from core.data.datasets import DatasetInfo
 from core.errors import BadInput, NotFound
-from core.families import family_class
+from core.families import can_be_fine_tuned, family_class, fine_tunes_from
 from core.families.base import FitData, Progress, no_progress
 from core.families.popularity import Popularity
 from core.registry import artifacts
@@ -118,12 +118,12 @@ def train(
     progress = progress or no_progress
     started = time.perf_counter()
     instance = family_class(family)(params)  # checks the hyperparameters first
-    if family == "transfer" and parent is None:
-        raise BadInput("the transfer family needs a parent version (--parent NAME@VERSION)")
+    if fine_tunes_from(family) and parent is None:
+        raise BadInput(f"the {family} family needs a parent version (--parent NAME@VERSION)")
     parent_info: VersionInfo | None = None
     if parent is not None:
         parent_info = registry.get_version(*parent)
-        if parent_info.family not in ("autoencoder", "transfer"):
+        if not can_be_fine_tuned(parent_info.family):
             raise BadInput(
                 f"parent {parent_info.label} is a {parent_info.family} version; "
                 "only autoencoder versions can be fine-tuned"

@@ -26,7 +26,7 @@ from core.accounts.auth import Actor, require
 from core.data import datasets, splits
 from core.data.categories import N_CATEGORIES
 from core.errors import ArtifactIntegrityError, BadInput
-from core.families import family_class
+from core.families import family_class, fine_tunes_from
 from core.registry import artifacts, semver
 from core.registry.entities import VersionInfo
 from core.training import evaluation
@@ -64,7 +64,8 @@ def register_files(
     """Check ``files`` as a ``family`` model and register them as a candidate of ``model``."""
     require(actor, "operate", "register model versions")
     _check_names(files)
-    if family in ("autoencoder", "transfer"):
+    if family == "autoencoder" or "autoencoder" in fine_tunes_from(family):
+        # A fine-tuned autoencoder is uploaded as the autoencoder network it is.
         return _autoencoder(actor, model, files, dataset, description, metadata)
     cls = family_class(family)  # an unknown family is named here
     pickled = sorted(n for n in files if n.lower().endswith(_PICKLES))
