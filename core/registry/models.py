@@ -19,9 +19,8 @@ from core.db import transaction
 from core.db.tables import ModelRow, StageSettingEventRow
 from core.errors import AlreadyExists, BadInput
 from core.registry.entities import ModelInfo
+from core.registry.family_rules import FAMILIES
 from core.registry.lookups import model_info, model_row
-
-FAMILIES = ("autoencoder", "svd", "transfer", "embeddings", "popularity")
 
 
 def get_model(name: str) -> ModelInfo:
