@@ -2,19 +2,24 @@
 
 Everything is inside the file (plotly's script inlined once, the map drawn as a plain scatter
 of coordinates instead of map tiles), so it opens offline and can be attached to a ticket.
-All text from the registry is escaped: descriptions, reasons and comments are user input.
+The page is the Jinja template ``templates/report.html.j2``, autoescaped: descriptions,
+reasons and comments are user input. Only the plotly figures are HTML on purpose, and are
+marked safe where they are made.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
+from markupsafe import Markup
 
 from core import registry
 from core.data import catalogue, datasets
@@ -26,27 +31,42 @@ from core.registry.entities import VersionInfo
 from core.review import slices
 from core.serving import predict
 
+TEMPLATES = Path(__file__).with_name("templates")
 SAMPLE_LOCATION = (40.4168, -3.7038)  # Puerta del Sol
 SAMPLE_USERS = 4
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
 def _fmt(value: Any) -> str:
+    """A table cell: floats to four decimals (NaN as a dash), the rest as text (escaped by
+    the template)."""
     if isinstance(value, float):
         return "–" if math.isnan(value) else f"{value:.4f}"
-    return _e(value)
+    return "" if value is None else str(value)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], flag: Sequence[bool] = ()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        cls = ' class="flag"' if i < len(flag) and flag[i] else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@dataclass(frozen=True)
+class Table:
+    """A table of the report; rows whose ``flags`` entry is true are highlighted."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    flags: Sequence[bool] = ()
+
+    def flagged(self, i: int) -> bool:
+        return i < len(self.flags) and bool(self.flags[i])
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda value: "" if value is None else value,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = _fmt
+    return env
 
 
 # The report opens offline, away from whatever plotly default the process that built it set
@@ -61,7 +81,7 @@ class _Figures:
     def __init__(self) -> None:
         self.first = True
 
-    def html(self, fig: Any) -> str:
+    def html(self, fig: Any) -> Markup:
         import plotly.io as pio
 
         out = pio.to_html(
@@ -71,10 +91,11 @@ class _Figures:
             config={"displaylogo": False, "responsive": True},
         )
         self.first = False
-        return out
+        # plotly's own div and script, built from our figure: HTML on purpose.
+        return Markup(out)  # noqa: S704
 
 
-def _metrics_section(v: VersionInfo, prod: VersionInfo | None) -> str:
+def _metrics_table(v: VersionInfo, prod: VersionInfo | None) -> Table:
     baseline = v.metadata.get("baseline") or {}
     keys = sorted(set(v.metrics) | set(baseline))
     rows = []
@@ -93,49 +114,38 @@ def _metrics_section(v: VersionInfo, prod: VersionInfo | None) -> str:
             ]
         )
     label = "production" if prod is None else f"production ({prod.version})"
-    note = ""
-    if prod is not None and v.dataset != prod.dataset:
-        note = (
-            "<p class='muted'>Each version is measured on the held-out users of its own "
-            "training dataset; the baseline column is the popularity model on this version's "
-            "split, the fair comparison when the datasets differ.</p>"
-        )
-    return note + _table(
-        [
-            "metric",
-            "this version",
-            label,
-            "Δ vs production",
-            "popularity baseline",
-            "Δ vs baseline",
-        ],
-        rows,
-    )
+    headers = ["metric", "this version", label, "Δ vs production", "popularity baseline"]
+    return Table([*headers, "Δ vs baseline"], rows)
 
 
-def _slices_section(v: VersionInfo, figures: _Figures) -> tuple[str, list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class _Slices:
+    compared: bool  # a production version to compare with
+    table: Table
+    figure: Markup
+    worse: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def worse_text(self) -> str:
+        return ", ".join(f"{a}: {b}" for a, b in self.worse)
+
+
+def _slices_section(v: VersionInfo, figures: _Figures) -> _Slices | None:
     import plotly.graph_objects as go
 
     rows = slices.compare_versions(v) if v.stage != "production" else []
     own = v.metadata.get("slices") or {}
     if not own:
-        return "<p>No per-slice figures were recorded for this version.</p>", []
+        return None
     if rows:
-        table = _table(
+        table = Table(
             ["slicing", "slice", "test users", "NDCG@5 (this)", "NDCG@5 (production)", "Δ"],
             [[r.slicing, r.bucket, r.users, r.candidate, r.reference, r.delta] for r in rows],
             [r.worse for r in rows],
         )
         worse = slices.flagged(rows)
-        note = (
-            "<p class='warn'>Worse than production on: "
-            + _e(", ".join(f"{a}: {b}" for a, b in worse))
-            + "</p>"
-            if worse
-            else "<p>No slice is worse than production by more than 0.02 NDCG@5.</p>"
-        )
     else:
-        table = _table(
+        table = Table(
             ["slicing", "slice", "test users", "NDCG@5", "RMSE"],
             [
                 [s, b, m.get("users"), m.get("ndcg@5"), m.get("rmse")]
@@ -143,7 +153,7 @@ def _slices_section(v: VersionInfo, figures: _Figures) -> tuple[str, list[tuple[
                 for b, m in buckets.items()
             ],
         )
-        worse, note = [], "<p>No production version to compare slices with.</p>"
+        worse = []
     fig = go.Figure()
     labels: list[str] = []
     for i, (slicing, buckets) in enumerate(own.items()):
@@ -165,31 +175,34 @@ def _slices_section(v: VersionInfo, figures: _Figures) -> tuple[str, list[tuple[
         margin={"t": 40, "l": 10, "r": 10, "b": 40},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
-    return note + table + figures.html(fig), worse
+    return _Slices(bool(rows), table, figures.html(fig), worse)
 
 
-def _drift_section(v: VersionInfo, prod: VersionInfo | None) -> str:
+def _drift_section(v: VersionInfo, prod: VersionInfo | None) -> dict[str, Any]:
     if v.dataset is None or prod is None or prod.dataset is None:
-        return "<p>No training data to compare with production's.</p>"
+        return {"kind": "none"}
     if (v.dataset.name, v.dataset.version) == (prod.dataset.name, prod.dataset.version):
-        return f"<p>Trained on the same dataset as production ({_e(v.dataset.label)}).</p>"
+        return {"kind": "same", "ours": v.dataset.label}
     ours = datasets.load_users(datasets.get_dataset(v.dataset.name, v.dataset.version))
     theirs = datasets.load_users(datasets.get_dataset(prod.dataset.name, prod.dataset.version))
     result = drift.compute(theirs, ours, numeric=list(CATEGORIES))
     rows = sorted(result.columns.items(), key=lambda kv: -kv[1].score)
-    return (
-        f"<p>{_e(v.dataset.label)} against production's {_e(prod.dataset.label)}: "
-        f"{result.drift_share:.0%} of the categories drifted ({_e(rows[0][1].method)}, "
-        f"threshold {rows[0][1].threshold}).</p>"
-        + _table(
+    return {
+        "kind": "compared",
+        "ours": v.dataset.label,
+        "theirs": prod.dataset.label,
+        "share": f"{result.drift_share:.0%}",
+        "method": rows[0][1].method,
+        "threshold": rows[0][1].threshold,
+        "table": Table(
             ["category", "drifted", "score"],
             [[c, "yes" if d.drifted else "", d.score] for c, d in rows[:10]],
             [d.drifted for _, d in rows[:10]],
-        )
-    )
+        ),
+    }
 
 
-def _samples_section(v: VersionInfo, figures: _Figures) -> str:
+def _samples_section(v: VersionInfo, figures: _Figures) -> dict[str, Any]:
     import plotly.graph_objects as go
 
     from core.data.generator import generate_users
@@ -197,7 +210,7 @@ def _samples_section(v: VersionInfo, figures: _Figures) -> str:
     try:
         loaded = predict.load_version(v)
     except CoreError as exc:
-        return f"<p class='warn'>The version cannot be loaded: {_e(exc)}</p>"
+        return {"failure": exc}
     users = generate_users(SAMPLE_USERS, seed=7)
     prefs = users[list(CATEGORIES)].to_numpy(dtype=float)
     lat, lng = SAMPLE_LOCATION
@@ -239,31 +252,21 @@ def _samples_section(v: VersionInfo, figures: _Figures) -> str:
         yaxis={"title": "latitude", "scaleanchor": "x", "scaleratio": 1.3, "automargin": True},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     )
-    tables = []
+    shown = []
     for i, items in enumerate(lists):
-        liked = ", ".join(c for c, x in zip(CATEGORIES, prefs[i], strict=True) if x >= 4)
-        tables.append(
-            f"<h4>User {i + 1} (loves {_e(liked or 'nothing in particular')})</h4>"
-            + _table(
-                ["#", "place", "category", "score", "distance (m)"],
-                [
-                    [n + 1, r.name, r.category, r.score, round(r.distance_m)]
-                    for n, r in enumerate(items)
-                ],
-            )
+        shown.append(
+            {
+                "liked": ", ".join(c for c, x in zip(CATEGORIES, prefs[i], strict=True) if x >= 4),
+                "table": Table(
+                    ["#", "place", "category", "score", "distance (m)"],
+                    [
+                        [n + 1, r.name, r.category, r.score, round(r.distance_m)]
+                        for n, r in enumerate(items)
+                    ],
+                ),
+            }
         )
-    return figures.html(fig) + "".join(tables)
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;color:#1f2328;padding:0 1rem}
-h1{margin-bottom:.2rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left}th{background:#f6f8fa}
-tr.flag td{background:#ffebe9}.warn{color:#a40e26;font-weight:600}.muted{color:#656d76}
-code{background:#f6f8fa;padding:0 .3rem}
-"""
+    return {"failure": None, "figure": figures.html(fig), "users": shown}
 
 
 def build(model: str, version: str) -> tuple[str, dict[str, Any]]:
@@ -284,62 +287,53 @@ def build(model: str, version: str) -> tuple[str, dict[str, Any]]:
         ["framework", f"{meta.get('framework', '–')} {meta.get('framework_version', '')}"],
         *[[f"library: {k}", val] for k, val in sorted((meta.get("libraries") or {}).items())],
     ]
-    slices_html, worse = _slices_section(v, figures)
+    slices_view = _slices_section(v, figures)
+    worse = [] if slices_view is None else slices_view.worse
     verdicts = audit.verdicts(model, version)
     events = [e for e in registry.timeline(model) if e.version == version]
-    parts = [
-        f"<h1>{_e(v.label)}</h1>",
-        f"<p class='muted'>{_e(v.family)} · stage <b>{_e(v.stage)}</b> · created "
-        f"{v.created_at:%Y-%m-%d %H:%M} UTC by {_e(v.created_by)} · report generated "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>",
-        f"<p>{_e(v.description)}</p>",
-        "<h2>Lineage</h2>",
-        _table(["", "value"], lineage),
-        "<h2>Artifact integrity</h2>",
-        _table(
-            ["file", "SHA-256", "status"],
-            [
-                [f, v.files[f][:16] + "…" if f in v.files else "not recorded", s]
-                for f, s in integrity.items()
-            ],
-            [s != "ok" for s in integrity.values()],
-        ),
-        "<h2>Metrics against production and the baseline</h2>",
-        _metrics_section(v, prod),
-        "<h2>Per-slice quality</h2>",
-        slices_html,
-        "<h2>Drift of the training data</h2>",
-        _drift_section(v, prod),
-        "<h2>Audit verdicts</h2>",
-        _table(
-            ["when", "auditor", "verdict", "comment"],
-            [[f"{a.created_at:%Y-%m-%d %H:%M}", a.auditor, a.verdict, a.comment] for a in verdicts],
-        )
-        if verdicts
-        else "<p>No audit verdict recorded.</p>",
-        "<h2>Sample recommendations (Puerta del Sol, generated users)</h2>",
-        _samples_section(v, figures),
-        "<h2>Stage timeline</h2>",
-        _table(
-            ["when", "action", "from", "to", "by", "reason"],
-            [
-                [
-                    f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-                    e.action,
-                    e.from_stage or "",
-                    e.to_stage,
-                    e.actor,
-                    e.reason,
-                ]
-                for e in events
-            ],
-        ),
-    ]
     page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(v.label)} — model report</title><style>{STYLE}</style></head><body>"
-        + "".join(parts)
-        + "</body></html>"
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            v=v,
+            created=f"{v.created_at:%Y-%m-%d %H:%M}",
+            generated=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}",
+            lineage=Table(["", "value"], lineage),
+            integrity=Table(
+                ["file", "SHA-256", "status"],
+                [
+                    [f, v.files[f][:16] + "…" if f in v.files else "not recorded", s]
+                    for f, s in integrity.items()
+                ],
+                [s != "ok" for s in integrity.values()],
+            ),
+            metrics_note=prod is not None and v.dataset != prod.dataset,
+            metrics=_metrics_table(v, prod),
+            slices=slices_view,
+            drift=_drift_section(v, prod),
+            verdicts=Table(
+                ["when", "auditor", "verdict", "comment"],
+                [
+                    [f"{a.created_at:%Y-%m-%d %H:%M}", a.auditor, a.verdict, a.comment]
+                    for a in verdicts
+                ],
+            ),
+            samples=_samples_section(v, figures),
+            events=Table(
+                ["when", "action", "from", "to", "by", "reason"],
+                [
+                    [
+                        f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                        e.action,
+                        e.from_stage or "",
+                        e.to_stage,
+                        e.actor,
+                        e.reason,
+                    ]
+                    for e in events
+                ],
+            ),
+        )
     )
     summary = {
         "model": model,

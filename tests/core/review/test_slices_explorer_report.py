@@ -49,6 +49,28 @@ def test_a_cold_start_regression_flags_exactly_that_slice(two_versions):
     assert "1–3 ratings (cold start)" in html and "Stage timeline" in html
 
 
+def test_registry_text_is_escaped_and_only_the_figures_are_html(two_versions):
+    """Descriptions and verdict comments are user input: shown as text, never run. The plotly
+    figures are the report's only markup from outside the template."""
+    from core.accounts.auth import Actor
+    from core.registry import audit
+
+    _, cand = two_versions
+    audit.record_verdict(
+        actor=Actor("olga", "operator"),
+        model="svd",
+        version=cand.version,
+        verdict="reject",
+        comment='<img src=x onerror="alert(2)"> worse on cold start',
+    )
+    html, summary = report.build("svd", cand.version)
+    assert summary["verdicts"] == 1
+    assert "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=" in html
+    assert html.count("<script>alert") == 0
+    assert html.count('class="plotly-graph-div"') == 2  # the slices and the map
+    assert '<script type="text/javascript">' in html  # plotly's own, inlined once
+
 def test_report_command_and_bad_input(two_versions, tmp_path):
     _, cand = two_versions
     out = report.write("svd", cand.version, tmp_path / "r.html")
