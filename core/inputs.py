@@ -15,7 +15,7 @@ import errno
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,21 @@ def _short(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------- times
+
+
+def parse_key_values(items: Iterable[str], what: str = "hyperparameter") -> dict[str, str]:
+    """``KEY=VALUE`` items (``--param`` options, lines of a text box) as a mapping of text.
+
+    Keys and values are stripped; a later key wins. The values stay text: whoever uses them
+    (a family's hyperparameters) checks the keys and converts the values.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"a {what} must be written KEY=VALUE, got {_short(item.strip())}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def parse_time(text: str, what: str) -> dt.datetime:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core import inputs
 from core.cli.common import actor, add_user_option, int_arg, ready
-from core.cli.model_cmds import parse_params
 from core.cli.output import print_json, print_table
 from core.db import utcnow
 from core.db.tables import POLICIES, STATUSES, TRIGGERS
@@ -96,7 +96,7 @@ def _set(args: argparse.Namespace) -> int:
         every_s=args.every,
         dataset=args.dataset,
         family=args.family,
-        params=None if args.param is None else parse_params(args.param),
+        params=None if args.param is None else inputs.parse_key_values(args.param),
         policy=args.policy,
         margin=args.margin,
         metric=args.metric,

@@ -60,16 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=_report)
 
 
-def parse_params(items: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"--param must be KEY=VALUE, got {item!r}")
-        params[key.strip()] = value.strip()
-    return params
-
-
 def parse_version_ref(ref: str, option: str) -> tuple[str, str]:
     name, sep, version = ref.partition("@")
     if not sep or not name or not version:
@@ -88,7 +78,7 @@ def _train(args: argparse.Namespace) -> int:
             family=args.family,
             dataset=args.dataset,
             model=args.model,
-            params=parse_params(args.param),
+            params=inputs.parse_key_values(args.param),
             parent=parse_version_ref(args.parent, "--parent") if args.parent else None,
             seed=args.seed,
             folds=args.folds,

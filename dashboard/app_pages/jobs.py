@@ -18,6 +18,7 @@ from core import registry
 from core.db import utcnow
 from core.db.tables import POLICIES
 from core.errors import BadInput, CoreError
+from core.inputs import parse_key_values
 from core.monitoring import monitor
 from core.retraining import leader, queue, runs, schedules
 from core.retraining.runs import RunInfo
@@ -131,18 +132,6 @@ else:
     )
 
 by_model = {s.model: s for s in items}
-
-
-def _parse_params(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines; the family checks the keys and converts the values."""
-    params: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.strip():
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise BadInput(f"hyperparameters are KEY=VALUE lines, got {line.strip()!r}")
-            params[key.strip()] = value.strip()
-    return params
 
 
 def _pick() -> str:
@@ -263,7 +252,9 @@ else:
             every_s=every,
             dataset=dataset or None,
             family=None if family == "(the model's)" else family,
-            params=_parse_params(str(state.get("jobs_f_params", ""))),
+            params=parse_key_values(
+                line for line in str(state.get("jobs_f_params", "")).splitlines() if line.strip()
+            ),
             policy=state.get("jobs_f_policy"),
             margin=float(state.get("jobs_f_margin", 0.0)),
         )

@@ -9,10 +9,13 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.accounts.auth import SYSTEM
+from core.cli import main
+from core.errors import BadInput
+from core.inputs import parse_key_values
 from core.retraining import runs, schedules
 from tests.conftest import RegistryEnv
 from tests.dashboard.builders import create_accounts
-from tests.dashboard.conftest import assert_clean, sign_in, submit
+from tests.dashboard.conftest import assert_clean, plain, sign_in, submit
 from tests.fixtures.workers import Workers, ingest, wait_for
 
 JOBS = "app_pages/jobs.py"
@@ -172,3 +175,26 @@ def test_monitoring_failures_are_shown_with_their_error(accounts: RegistryEnv) -
     table = next(d.value for d in at.dataframe if "error" in d.value.columns)
     assert set(table["kind"]) == {"data", "prediction"}
     assert table["error"].str.contains("was modified").all()
+
+
+def test_the_page_and_the_command_line_refuse_bad_hyperparameters_alike(accounts, capsys) -> None:
+    with pytest.raises(BadInput) as caught:
+        parse_key_values(["shrinkage"])
+    expected = str(caught.value)
+
+    dataset = ingest(accounts.root)
+    for args in (
+        ["schedule", "set", "recsys", "--every", "60", "--family", "popularity"],
+        ["train", "popularity", "--dataset", dataset.name],
+    ):
+        assert main([*args, "--param", "shrinkage"]) == 2
+        assert expected in capsys.readouterr().err
+
+    at = open_jobs("olga")
+    at.text_input(key="jobs_f_model").input("recsys")
+    at.selectbox(key="jobs_f_family").select("popularity")
+    at.text_input(key="jobs_f_dataset").input(dataset.name)
+    at.text_area(key="jobs_f_params").input("shrinkage=3\n\nshrinkage")
+    at = submit(at, "jobs_form")
+    assert [plain(e.value) for e in at.error] == [expected]
+    assert schedules.list_schedules() == []
