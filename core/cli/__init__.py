@@ -3,6 +3,9 @@
 Each command group lives in its own module exposing ``register(subparsers)``; handlers return
 an exit status. Exit 0 on success, 2 on bad input (a message on stderr naming the problem, no
 traceback), 1 on any other failure.
+
+Registering imports nothing heavy (no pandas, NumPy, SQLAlchemy, settings): each handler
+imports what it uses, so ``--help`` and bad usage answer at once (bench/bench_cli_start.py).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
-
-from sqlalchemy.exc import OperationalError
+from typing import TYPE_CHECKING, NoReturn, TypeGuard
 
 from core.errors import BadInput, CoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import OperationalError
 
 # Modules that add commands, in the order they appear in --help.
 COMMAND_MODULES = (
@@ -70,11 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except OperationalError as exc:  # a query made outside core.db.transaction
-        from core.db import unavailable
-
-        print(f"error: {unavailable(exc)}", file=sys.stderr)
-        return 1
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -82,6 +81,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" writing {exc.filename}" if exc.filename else ""
         print(f"error: no space left on the device{where}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not _database_unreachable(exc):
+            raise
+        from core.db import unavailable
+
+        print(f"error: {unavailable(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _database_unreachable(exc: Exception) -> TypeGuard[OperationalError]:
+    """SQLAlchemy's OperationalError (a query made outside core.db.transaction). Only a command
+    that used the database can raise it, so SQLAlchemy is loaded by then: looked up, not
+    imported, so that starting the command line does not load it."""
+    module = sys.modules.get("sqlalchemy.exc")
+    return module is not None and isinstance(exc, module.OperationalError)

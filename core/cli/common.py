@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from core import inputs
-from core.accounts import auth, bootstrap
 from core.errors import BadInput
+
+if TYPE_CHECKING:
+    from core.accounts import auth
 
 # Upper bounds of the counts the commands take: far above any real use, far below what would
 # overflow a C integer or exhaust memory before the command could say no.
@@ -34,6 +39,38 @@ DAYS = int_arg(minimum=1, maximum=MAX_DAYS)
 DAY = int_arg(minimum=0, maximum=MAX_DAYS)
 
 
+class LazyChoices:
+    """An argparse ``choices`` read from a core module the first time argparse needs it (to
+    check a value, or for the help of the one command that has it), so that registering every
+    command imports none of the modules that define them (SQLAlchemy's tables, the accounts)."""
+
+    def __init__(self, module: str, read: Callable[[ModuleType], tuple[str, ...]]) -> None:
+        self._module = module
+        self._read = read
+        self._values: tuple[str, ...] | None = None
+
+    def values(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = self._read(importlib.import_module(self._module))
+        return self._values
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values())
+
+
+def add_choice_argument(
+    parser: argparse.ArgumentParser, *names: str, choices: LazyChoices, **kwargs: Any
+) -> argparse.Action:
+    """``parser.add_argument(*names, choices=choices, **kwargs)``, with the choices set after
+    argparse's check of the new argument's metavar, which would read them at once."""
+    action = parser.add_argument(*names, **kwargs)
+    action.choices = choices
+    return action
+
+
 def add_user_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--user",
@@ -44,6 +81,8 @@ def add_user_option(parser: argparse.ArgumentParser) -> None:
 
 def actor(args: argparse.Namespace) -> auth.Actor:
     """The named account, or the local shell user, who already holds the database."""
+    from core.accounts import auth
+
     if getattr(args, "user", None):
         return auth.actor_for(args.user)
     try:
@@ -55,6 +94,8 @@ def actor(args: argparse.Namespace) -> auth.Actor:
 
 def ready() -> None:
     """Bring the schema up to date; print the one-time admin password if one was made."""
+    from core.accounts import bootstrap
+
     report = bootstrap.ensure_ready()
     if report.admin_password:
         import sys

@@ -8,8 +8,6 @@ from pathlib import Path
 from core import inputs
 from core.cli.common import DAY, DAYS, MAX_USERS, SEED, actor, add_user_option, int_arg, ready
 from core.cli.output import print_json
-from core.data import datasets
-from core.data.generator import DriftEpisode, generate_users
 from core.errors import BadInput
 
 
@@ -41,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from core.data.generator import DriftEpisode, generate_users
+
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise BadInput(f"--out must end in .csv or .parquet, got {args.out.name!r}")
@@ -57,6 +57,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from core.data import datasets
+
     ready()
     info = datasets.ingest(args.path, name=args.name, actor=actor(args))
     print_json(info.as_dict())
@@ -64,6 +66,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from core.data import datasets
+
     ready()
     items = datasets.list_datasets()
     if args.json:

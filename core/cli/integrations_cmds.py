@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from core.accounts import auth
-from core.cli.common import actor, add_user_option, int_arg, ready
+from core.cli.common import LazyChoices, actor, add_choice_argument, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
 
-ROLES = get_args(auth.Role)
+ROLES = LazyChoices("core.accounts.auth", lambda auth: get_args(auth.Role))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = tsub.add_parser("issue", help="issue a token for an account (its secret is shown once)")
     p.add_argument("name", help="the account the token acts for")
-    p.add_argument("--role", choices=ROLES, help="at most the account's role (default: it)")
+    add_choice_argument(p, "--role", choices=ROLES, help="at most the account's role (default: it)")
     p.add_argument(
         "--expires-days", type=int_arg(minimum=1, maximum=3650), help="default: never expires"
     )

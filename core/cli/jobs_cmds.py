@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from core import inputs
-from core.cli.common import actor, add_user_option, int_arg, ready
+from core.cli.common import LazyChoices, actor, add_choice_argument, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
-from core.db import utcnow
-from core.db.tables import POLICIES, STATUSES, TRIGGERS
-from core.retraining import leader, queue, runs, schedules
+
+if TYPE_CHECKING:
+    from core.retraining import schedules
+
+
+# The tables' own tuples, read when a command needs them (not to start the command line).
+POLICIES = LazyChoices("core.db.tables", lambda tables: tables.POLICIES)
+STATUSES = LazyChoices("core.db.tables", lambda tables: tables.STATUSES)
+TRIGGERS = LazyChoices("core.db.tables", lambda tables: tables.TRIGGERS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     when.add_argument("--every", type=int, metavar="SECONDS", help="an interval in seconds")
     p.add_argument("--dataset", help="NAME (its latest version at run time) or NAME@VERSION")
     p.add_argument("--family", help="the family to train (default: the model's)")
-    p.add_argument(
+    add_choice_argument(
+        p,
         "--policy",
         choices=POLICIES,
         help="what to do with the new version: keep it a candidate (default), move it to "
@@ -76,8 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rsub = r.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     p = rsub.add_parser("list", help="runs, newest first")
     p.add_argument("--model")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--trigger", choices=TRIGGERS)
+    add_choice_argument(p, "--status", choices=STATUSES)
+    add_choice_argument(p, "--trigger", choices=TRIGGERS)
     p.add_argument("--limit", type=int_arg(), default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_runs_list)
@@ -88,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _set(args: argparse.Namespace) -> int:
+    from core.retraining import schedules
+
     ready()
     info = schedules.set_schedule(
         actor=actor(args),
@@ -122,6 +132,8 @@ def _describe(info: schedules.ScheduleInfo) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from core.retraining import schedules
+
     ready()
     items = schedules.list_schedules()
     if args.json:
@@ -152,6 +164,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace) -> int:
+    from core.retraining import schedules
+
     ready()
     who = actor(args)
     if args.action == "delete":
@@ -171,6 +185,8 @@ def _change(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
+    from core.retraining import queue
+
     ready()
     result = queue.queue_retrain(
         args.name, "manual", args.reason, actor=actor(args), dataset=args.dataset
@@ -184,6 +200,8 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _runs_list(args: argparse.Namespace) -> int:
+    from core.retraining import runs
+
     ready()
     items = runs.list_runs(
         model=args.model, status=args.status, trigger=args.trigger, limit=args.limit
@@ -211,6 +229,8 @@ def _runs_list(args: argparse.Namespace) -> int:
 
 
 def _runs_show(args: argparse.Namespace) -> int:
+    from core.retraining import runs
+
     ready()
     run = runs.get_run(args.id)
     if args.json:
@@ -227,6 +247,9 @@ def _runs_show(args: argparse.Namespace) -> int:
 def _worker_note() -> None:
     """Say on stderr (JSON on stdout stays clean) when no worker is running: the change takes
     effect only once one starts."""
+    from core.db import utcnow
+    from core.retraining import leader
+
     status = leader.current_worker()
     if status is None or not status.alive(utcnow()):
         print(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from core import inputs, registry
-from core.accounts import bootstrap
+from core import inputs
 from core.cli.common import actor, add_user_option, int_arg, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput
-from core.registry import artifacts
+
+if TYPE_CHECKING:
+    from core import registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -69,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _init(args: argparse.Namespace) -> int:
+    from core.accounts import bootstrap
+
     report = bootstrap.ensure_ready()
     print(f"database at schema {', '.join(report.heads)}")
     if report.admin_password:
@@ -80,6 +84,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
+    from core import registry
+
     ready()
     if args.name is None and args.stage is None and args.search is None:
         models = registry.list_models()
@@ -160,6 +166,9 @@ def _fmt(value: object) -> str:
 
 
 def _models_show(args: argparse.Namespace) -> int:
+    from core import registry
+    from core.registry import artifacts
+
     ready()
     v = registry.get_version(args.name, args.version)
     integrity = artifacts.check(v.artifact_dir, v.files)  # every file hashed, extras named
@@ -216,6 +225,8 @@ def _print_change(change: registry.StageChange, as_json: bool) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from core import registry
+
     ready()
     change = registry.promote(
         actor=actor(args),
@@ -229,6 +240,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from core import registry
+
     ready()
     change = registry.rollback(
         actor=actor(args),
@@ -257,6 +270,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _timeline(args: argparse.Namespace) -> int:
+    from core import registry
+
     ready()
     if args.at:
         if not args.name:

@@ -11,12 +11,11 @@ import argparse
 import sys
 from typing import get_args
 
-from core.accounts import auth
-from core.cli.common import actor, add_user_option, ready
+from core.cli.common import LazyChoices, actor, add_choice_argument, add_user_option, ready
 from core.cli.output import print_json, print_table
 from core.errors import BadInput
 
-ROLES = get_args(auth.Role)
+ROLES = LazyChoices("core.accounts.auth", lambda auth: get_args(auth.Role))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = usub.add_parser("add", help="create an account (it must change its password first)")
     p.add_argument("name")
-    p.add_argument("--role", required=True, choices=ROLES)
+    add_choice_argument(p, "--role", required=True, choices=ROLES)
     p.add_argument(
         "--password-stdin",
         action="store_true",
@@ -43,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = usub.add_parser("set-role", help="change an account's role")
     p.add_argument("name")
-    p.add_argument("role", choices=ROLES)
+    add_choice_argument(p, "role", choices=ROLES)
     add_user_option(p)
     p.set_defaults(handler=_set_role)
 
@@ -65,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _list(args: argparse.Namespace) -> int:
+    from core.accounts import auth
+
     ready()
     accounts = auth.list_users(actor=actor(args))
     if args.json:
@@ -112,6 +113,8 @@ def _read_password() -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from core.accounts import auth
+
     ready()
     password = _read_password()
     info = auth.create_user(
@@ -126,6 +129,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _set_role(args: argparse.Namespace) -> int:
+    from core.accounts import auth
+
     ready()
     info = auth.set_role(actor=actor(args), username=args.name, role=args.role)
     print(f"{info.username} is now {info.role}")
@@ -133,6 +138,8 @@ def _set_role(args: argparse.Namespace) -> int:
 
 
 def _set_disabled(args: argparse.Namespace) -> int:
+    from core.accounts import auth
+
     ready()
     info = auth.set_disabled(actor=actor(args), username=args.name, disabled=args.disabled)
     print(f"{info.username} is {'disabled' if info.disabled else 'enabled'}")
@@ -140,6 +147,8 @@ def _set_disabled(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from core.accounts import auth
+
     ready()
     password = auth.reset_password(actor=actor(args), username=args.name)
     print(f"new one-time password for {args.name}: {password}")
