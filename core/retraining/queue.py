@@ -10,7 +10,6 @@ episode does not queue a retrain per alert.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from core.db.tables import DEFAULT_DRIFT_COOLDOWN_S, ModelRow, RunRow, ScheduleR
 from core.errors import BadInput, NotFound
 from core.retraining import runs
 from core.retraining.runs import RunInfo, RunSpec
-from core.retraining.schedules import check_dataset, latest_dataset_name, spec_of, to_info
+from core.retraining.schedules import ScheduleInfo, check_dataset, latest_dataset_name, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def fire(model: str, *, scheduled_for: dt.datetime) -> RunInfo | None:
                     active,
                 )
                 return None
-            info = to_info(row)
+            info = ScheduleInfo.of(row)
             run = runs.new_row(
                 spec_of(info),
                 trigger="schedule",
@@ -235,9 +234,9 @@ def queue_drift_retrains() -> list[int]:
 def _resolve_spec(s: Session, model: str, dataset_ref: str | None) -> tuple[RunSpec, float]:
     sched = s.scalar(select(ScheduleRow).where(ScheduleRow.model == model))
     if sched is not None:
-        spec = spec_of(to_info(sched))
+        spec = spec_of(ScheduleInfo.of(sched))
         if dataset_ref is not None:
-            spec = dataclasses.replace(spec, dataset_ref=dataset_ref)
+            spec = spec.replace(dataset_ref=dataset_ref)
         return spec, float(sched.drift_cooldown_s)
     m = s.scalar(select(ModelRow).where(ModelRow.name == model))
     if m is None:

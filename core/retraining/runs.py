@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import Field, ValidationInfo, field_validator
 from sqlalchemy import (
     func,
     select,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import defer
 
 from core.db import transaction, utcnow
+from core.db.rows import Plain
 from core.db.tables import POLICIES, STATUSES, TRIGGERS, RunRow
 from core.errors import BadInput, NotFound
 
@@ -39,10 +40,18 @@ Policy = Literal["candidate", "staging", "production"]
 # A run's log keeps its last characters; training that logs per batch must not fill the table.
 MAX_LOG_CHARS = 100_000
 _LOG_TRUNCATED = "… (earlier lines dropped)\n"
+_EMPTY: dict[str, Any] = {"params": {}, "metrics": {}, "gates": [], "margin": 0.0}
 
 
-@dataclass(frozen=True)
-class RunInfo:
+def _empty_if_null(value: Any, info: ValidationInfo) -> Any:
+    """A NULL column as its field's empty value (``""`` for text)."""
+    if value is not None:
+        return value
+    empty = _EMPTY.get(info.field_name or "", "")
+    return type(empty)(empty) if isinstance(empty, dict | list) else empty
+
+
+class RunInfo(Plain):
     """One training run as the interfaces see it. ``log`` is empty in listings."""
 
     id: int
@@ -65,13 +74,21 @@ class RunInfo:
     heartbeat_at: dt.datetime | None
     worker_id: str | None
     version: str | None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    gates: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    gates: list[dict[str, Any]] = Field(default_factory=list)
     promoted_to: str | None = None
     outcome: str = ""
-    log: str = ""
     error: str | None = None
     peak_rss_mb: float | None = None
+    log: str = ""
+
+    @field_validator(
+        "params", "metrics", "gates", "reason", "outcome", "log", "margin", mode="before"
+    )
+    @classmethod
+    def empty_if_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """A NULL column (older rows) as the field's empty value."""
+        return _empty_if_null(value, info)
 
     @property
     def duration_s(self) -> float | None:
@@ -86,74 +103,20 @@ class RunInfo:
         return self.status in FINISHED
 
     def as_dict(self, *, with_log: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "model": self.model,
-            "family": self.family,
-            "trigger": self.trigger,
-            "status": self.status,
-            "dataset_ref": self.dataset_ref,
-            "dataset": self.dataset,
-            "params": self.params,
-            "policy": self.policy,
-            "margin": self.margin,
-            "metric": self.metric,
-            "reason": self.reason,
-            "requested_by": self.requested_by,
-            "scheduled_for": _iso(self.scheduled_for),
-            "queued_at": _iso(self.queued_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "heartbeat_at": _iso(self.heartbeat_at),
-            "duration_s": self.duration_s,
-            "worker_id": self.worker_id,
-            "version": self.version,
-            "metrics": self.metrics,
-            "gates": self.gates,
-            "promoted_to": self.promoted_to,
-            "outcome": self.outcome,
-            "error": self.error,
-            "peak_rss_mb": self.peak_rss_mb,
-        }
-        if with_log:
-            out["log"] = self.log
+        """The fields, with ``duration_s`` after the timestamps it is computed from."""
+        out: dict[str, Any] = {}
+        for key, value in super().as_dict().items():
+            if key == "log" and not with_log:
+                continue
+            out[key] = value
+            if key == "heartbeat_at":
+                out["duration_s"] = self.duration_s
         return out
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def to_info(row: RunRow, *, with_log: bool = True) -> RunInfo:
-    return RunInfo(
-        id=row.id,
-        model=row.model,
-        family=row.family,
-        trigger=row.trigger,
-        status=row.status,
-        dataset_ref=row.dataset_ref,
-        dataset=row.dataset,
-        params=dict(row.params or {}),
-        policy=row.policy,
-        margin=float(row.margin or 0.0),
-        metric=row.metric,
-        reason=row.reason or "",
-        requested_by=row.requested_by,
-        scheduled_for=row.scheduled_for,
-        queued_at=row.queued_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        heartbeat_at=row.heartbeat_at,
-        worker_id=row.worker_id,
-        version=row.version,
-        metrics=dict(row.metrics or {}),
-        gates=list(row.gates or []),
-        promoted_to=row.promoted_to,
-        outcome=row.outcome or "",
-        log=(row.log or "") if with_log else "",
-        error=row.error,
-        peak_rss_mb=row.peak_rss_mb,
-    )
+    """``row`` as a value; without its log (a deferred column in listings) unless asked."""
+    return RunInfo.of(row) if with_log else RunInfo.of(row, log="")
 
 
 def _cap(text: str) -> str:
@@ -163,14 +126,13 @@ def _cap(text: str) -> str:
     return _LOG_TRUNCATED + tail[tail.find("\n") + 1 :]
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(Plain):
     """What to train: the snapshot a run keeps, so a later schedule edit cannot change it."""
 
     model: str
     family: str
     dataset_ref: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
     policy: str = "candidate"
     margin: float = 0.0
     metric: str = "ndcg@5"

@@ -26,9 +26,9 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationInfo, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from core import registry
 from core.accounts.auth import Actor, require
 from core.data import datasets
 from core.db import transaction, utcnow
+from core.db.rows import Plain
 from core.db.tables import (
     DEFAULT_DRIFT_COOLDOWN_S,
     DEFAULT_METRIC,
@@ -57,8 +58,7 @@ MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 366 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class ScheduleInfo:
+class ScheduleInfo(Plain):
     """One model's retraining schedule."""
 
     model: str
@@ -93,56 +93,13 @@ class ScheduleInfo:
         """Whether the worker runs this revision of the schedule."""
         return self.synced_revision == self.revision
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "family": self.family,
-            "cron": self.cron,
-            "every_s": self.every_s,
-            "dataset": self.dataset,
-            "params": self.params,
-            "policy": self.policy,
-            "margin": self.margin,
-            "metric": self.metric,
-            "drift_cooldown_s": self.drift_cooldown_s,
-            "paused": self.paused,
-            "revision": self.revision,
-            "anchor_at": self.anchor_at.isoformat(),
-            "description": self.description,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "updated_at": self.updated_at.isoformat(),
-            "updated_by": self.updated_by,
-            "synced_revision": self.synced_revision,
-            "next_run_at": None if self.next_run_at is None else self.next_run_at.isoformat(),
-            "synced_at": None if self.synced_at is None else self.synced_at.isoformat(),
-        }
-
-
-def to_info(row: ScheduleRow) -> ScheduleInfo:
-    return ScheduleInfo(
-        model=row.model,
-        family=row.family,
-        cron=row.cron,
-        every_s=row.every_s,
-        dataset=row.dataset,
-        params=dict(row.params or {}),
-        policy=row.policy,
-        margin=float(row.margin),
-        metric=row.metric,
-        drift_cooldown_s=int(row.drift_cooldown_s),
-        paused=bool(row.paused),
-        revision=int(row.revision),
-        anchor_at=row.anchor_at,
-        description=row.description or "",
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-        updated_by=row.updated_by,
-        synced_revision=row.synced_revision,
-        next_run_at=row.next_run_at,
-        synced_at=row.synced_at,
-    )
+    @field_validator("params", "description", mode="before")
+    @classmethod
+    def empty_if_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """A NULL column (older rows) as the field's empty value."""
+        if value is not None:
+            return value
+        return {} if info.field_name == "params" else ""
 
 
 # ------------------------------------------------------------------------ validation
@@ -384,25 +341,27 @@ def _upsert(
             row.updated_at = now
             row.updated_by = actor.username
         s.flush()
-        info = to_info(row)
+        info = ScheduleInfo.of(row)
     log.info("schedule of %s set to %s (revision %s)", model, info.when, info.revision)
     return info
 
 
 def get_schedule(model: str) -> ScheduleInfo:
     with transaction(write=False) as s:
-        return to_info(_row(s, model))
+        return ScheduleInfo.of(_row(s, model))
 
 
 def find_schedule(model: str) -> ScheduleInfo | None:
     with transaction(write=False) as s:
         row = s.scalar(select(ScheduleRow).where(ScheduleRow.model == model))
-        return None if row is None else to_info(row)
+        return None if row is None else ScheduleInfo.of(row)
 
 
 def list_schedules() -> list[ScheduleInfo]:
     with transaction(write=False) as s:
-        return [to_info(r) for r in s.scalars(select(ScheduleRow).order_by(ScheduleRow.model))]
+        return [
+            ScheduleInfo.of(r) for r in s.scalars(select(ScheduleRow).order_by(ScheduleRow.model))
+        ]
 
 
 def _set_paused(actor: Actor, model: str, paused: bool) -> ScheduleInfo:
@@ -415,7 +374,7 @@ def _set_paused(actor: Actor, model: str, paused: bool) -> ScheduleInfo:
             row.updated_at = utcnow()
             row.updated_by = actor.username
         s.flush()
-        return to_info(row)
+        return ScheduleInfo.of(row)
 
 
 def pause(*, actor: Actor, model: str) -> ScheduleInfo:
@@ -449,12 +408,5 @@ def record_sync(applied: Mapping[str, tuple[int, dt.datetime | None]]) -> None:
 
 
 def spec_of(schedule: ScheduleInfo) -> RunSpec:
-    return RunSpec(
-        model=schedule.model,
-        family=schedule.family,
-        dataset_ref=schedule.dataset,
-        params=schedule.params,
-        policy=schedule.policy,
-        margin=schedule.margin,
-        metric=schedule.metric,
-    )
+    """What a run of ``schedule`` trains (its ``dataset`` is the run's ``dataset_ref``)."""
+    return RunSpec.of(schedule, dataset_ref=schedule.dataset)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from core import registry
 from core.accounts.auth import SYSTEM
 from core.data.datasets import DatasetInfo
@@ -13,7 +11,7 @@ from tests.helpers import register_dummy
 
 def _run(policy: str, margin: float = 0.0) -> runs.RunInfo:
     queued = queue.queue_retrain("recsys", "manual", actor=SYSTEM, cooldown_s=0).run
-    return dataclasses.replace(queued, policy=policy, margin=margin)
+    return queued.replace(policy=policy, margin=margin)
 
 
 def test_policies_move_a_version_only_as_far_as_allowed(backend, dataset: DatasetInfo) -> None:
