@@ -54,9 +54,6 @@ from core.registry.versions import (
     verified_dir,
 )
 
-# The name core.retraining.schedules checks a schedule's model name with.
-_check_name = check_name
-
 __all__ = [
     "FAMILIES",
     "MAX_PAGE_SIZE",
