@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import plotly.express as px
 import streamlit as st
-import streamlit.components.v1 as components
 
 from core.errors import CoreError
 from dashboard import cache, session, ui
@@ -179,4 +178,6 @@ if shown and shown[:2] == (m.name, number):
             "The report flags: "
             + ", ".join(f"{ui.md(a)} = {ui.md(b)}" for a, b in summary["worse_slices"])
         )
-    components.html(html, height=900, scrolling=True)
+    # A whole HTML document with its own scripts (plotly): st.iframe embeds it as the frame's
+    # srcdoc, in the same sandboxed frame as every embedded HTML (it scrolls within its height).
+    st.iframe(html, height=900)
