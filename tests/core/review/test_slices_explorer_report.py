@@ -21,8 +21,6 @@ from tests.fixtures.families import ColdStartBroken
 COLD = ("ratings given", "1–3 ratings (cold start)")
 
 
-
-
 @pytest.fixture
 def two_versions(sqlite_backend, monkeypatch):
     ref = ingest_generated(sqlite_backend.root, n=5000, seed=3)
@@ -70,6 +68,7 @@ def test_registry_text_is_escaped_and_only_the_figures_are_html(two_versions):
     assert html.count("<script>alert") == 0
     assert html.count('class="plotly-graph-div"') == 2  # the slices and the map
     assert '<script type="text/javascript">' in html  # plotly's own, inlined once
+
 
 def test_report_command_and_bad_input(two_versions, tmp_path):
     _, cand = two_versions
