@@ -17,13 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from core.config import Settings
+from core.monitoring.alerts import DEFAULT_THRESHOLDS
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
-
-import yaml  # noqa: E402
-
-from core.config import Settings  # noqa: E402
-from core.monitoring.alerts import DEFAULT_THRESHOLDS  # noqa: E402
 
 OUT = HERE / "alerts.yml"
 HEADER = """\
