@@ -7,17 +7,10 @@ else the pages of the product (and admins the user accounts).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
+from streamlit.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-from streamlit.runtime import Runtime  # noqa: E402
-
-from dashboard import cache, session, ui  # noqa: E402
+from dashboard import cache, session, ui  # the installed project (scripts/install.sh)
 
 st.set_page_config(
     page_title="Planwise Monitor",
