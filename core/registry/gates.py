@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from core.accounts.auth import Actor
 from core.db.tables import AuditVerdictRow, ModelRow, VersionRow
 from core.errors import ArtifactIntegrityError, GateResult
+from core.metrics import direction
 from core.registry import artifacts
 
 # metric -> (direction, tolerated regression in absolute units)
@@ -67,7 +68,7 @@ def metrics_gate(model: ModelRow, version: VersionRow, production: VersionRow | 
             figures[metric] = {"candidate": None, "production": old, "passed": False}
             failures.append(f"{metric} not measured (production {old:.4f})")
             continue
-        higher = bool(rule.get("higher_is_better", True))
+        higher = bool(rule.get("higher_is_better", direction.higher_is_better(metric)))
         tol = float(rule.get("tolerance", 0.0))
         delta = float(new) - float(old)
         ok = delta >= -tol if higher else delta <= tol

@@ -197,7 +197,7 @@ def list_runs(
 def count_by_status() -> dict[str, int]:
     """How many runs are in each status, every status named (the worker's /metrics)."""
     with transaction(write=False) as s:
-        rows = s.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).tuples()
+        rows = s.execute(select(RunRow.status, func.count()).group_by(RunRow.status)).all()
         found = {status: int(n) for status, n in rows}
     return {status: found.get(status, 0) for status in STATUSES}
 

@@ -77,3 +77,21 @@ def test_no_other_definition_of_the_rule() -> None:
                         found.append(f"{path.relative_to(PROJECT_ROOT)}: {names}")
     here = "core/metrics/direction.py"
     assert sorted(found) == [here, f"{here}: ['LOWER_IS_BETTER']"]
+
+
+@pytest.mark.parametrize(("metric", "worse"), [("rmse", 1.2), ("ndcg@5", 0.3)])
+def test_a_gate_without_a_stated_direction_follows_the_rule(metric: str, worse: float) -> None:
+    """A model's gate that names a metric but not its direction: the metrics gate judges by
+    the same rule (an rmse that grew fails it, as an ndcg that fell does)."""
+    from core.registry.gates import metrics_gate
+
+    model = SimpleNamespace(settings={"gates": {metric: {"tolerance": 0.01}}})
+    production = SimpleNamespace(
+        id=1, version="1.0.0", metrics={metric: 1.0 if metric == "rmse" else 0.5}
+    )
+    worse_version = SimpleNamespace(id=2, version="1.1.0", metrics={metric: worse})
+    better_version = SimpleNamespace(
+        id=3, version="1.2.0", metrics={metric: 0.8 if metric == "rmse" else 0.7}
+    )
+    assert not metrics_gate(model, worse_version, production).passed
+    assert metrics_gate(model, better_version, production).passed
