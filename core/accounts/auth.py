@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts import sessions
 from core.db import transaction, utcnow
+from core.db.rows import Plain
 from core.db.tables import ROLES, UserRow
 from core.errors import AlreadyExists, AuthenticationFailed, BadInput, NotFound, PermissionDenied
 
@@ -53,8 +54,7 @@ class Actor:
         return ROLES.index(self.role) >= ROLES.index(_NEEDS[permission])
 
 
-@dataclass(frozen=True)
-class UserInfo:
+class UserInfo(Plain):
     """An account as interfaces see it (never the password hash).
 
     Dashboard sessions are :mod:`core.accounts.sessions`' business; the account changes here that
@@ -84,17 +84,6 @@ def require(actor: Actor, permission: Permission, action: str) -> None:
             f"user {actor.username!r} ({actor.role}) may not {action}; "
             f"it needs the {_NEEDS[permission]} role"
         )
-
-
-def _to_info(row: UserRow) -> UserInfo:
-    return UserInfo(
-        row.username,
-        row.role,
-        row.must_change_password,
-        row.disabled,
-        row.created_at,
-        row.locked_until,
-    )
 
 
 def check_password_policy(password: str) -> None:
@@ -137,7 +126,7 @@ def create_user(
         )
         s.add(row)
         s.flush()
-        return _to_info(row)
+        return UserInfo.of(row)
 
 
 def ensure_admin() -> str | None:
@@ -303,7 +292,7 @@ def set_role(*, actor: Actor, username: str, role: Role) -> UserInfo:
         if role != "admin":
             _keep_an_admin(admins, row, f"make {role} of")
         row.role = role
-        return _to_info(row)
+        return UserInfo.of(row)
 
 
 def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
@@ -318,7 +307,7 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
         if not disabled:
             row.failed_logins = 0
             row.locked_until = None
-        info = _to_info(row)
+        info = UserInfo.of(row)
     if disabled:
         sessions.end_sessions(username, "disabled")
     return info
@@ -326,7 +315,7 @@ def set_disabled(*, actor: Actor, username: str, disabled: bool) -> UserInfo:
 
 def get_user(username: str) -> UserInfo:
     with transaction(write=False) as s:
-        return _to_info(_user_row(s, username))
+        return UserInfo.of(_user_row(s, username))
 
 
 def actor_for(username: str) -> Actor:
@@ -340,4 +329,4 @@ def actor_for(username: str) -> Actor:
 def list_users(*, actor: Actor) -> list[UserInfo]:
     require(actor, "admin", "list users")
     with transaction(write=False) as s:
-        return [_to_info(r) for r in s.scalars(select(UserRow).order_by(UserRow.username))]
+        return [UserInfo.of(r) for r in s.scalars(select(UserRow).order_by(UserRow.username))]

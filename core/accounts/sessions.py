@@ -42,8 +42,6 @@ EndReason = Literal[
 ]
 
 
-
-
 @dataclass(frozen=True)
 class Issued:
     """A new session: the cookie's value and how long the browser may keep it."""

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from core.accounts.auth import Actor, require
 from core.db import transaction, utcnow
+from core.db.rows import Plain
 from core.db.tables import MAX_LABEL, ROLES, TokenRow, UserRow
 from core.errors import AuthenticationFailed, BadInput, NotFound
 
@@ -31,10 +32,7 @@ MAX_DAYS = 3650
 TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
-
-
-@dataclass(frozen=True)
-class TokenInfo:
+class TokenInfo(Plain):
     """A token as listed: never its secret, nor its hash."""
 
     id: int
@@ -57,45 +55,19 @@ class TokenInfo:
         return "active"
 
     def as_dict(self) -> dict[str, object]:
-        def iso(value: dt.datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "id": self.id,
-            "user": self.username,
-            "role": self.role,
-            "label": self.label,
-            "hint": self.hint,
-            "state": self.state(),
-            "created_at": iso(self.created_at),
-            "created_by": self.created_by,
-            "expires_at": iso(self.expires_at),
-            "revoked_at": iso(self.revoked_at),
-            "revoked_by": self.revoked_by,
-            "last_used_at": iso(self.last_used_at),
-        }
+        """The fields, ``username`` as ``user``, with the token's ``state`` after its hint."""
+        out: dict[str, object] = {}
+        for name, value in super().as_dict().items():
+            out["user" if name == "username" else name] = value
+            if name == "hint":
+                out["state"] = self.state()
+        return out
 
 
 @dataclass(frozen=True)
 class IssuedToken:
     info: TokenInfo
     secret: str  # shown once
-
-
-def _info(row: TokenRow) -> TokenInfo:
-    return TokenInfo(
-        row.id,
-        row.username,
-        row.role,
-        row.label,
-        row.hint,
-        row.created_at,
-        row.created_by,
-        row.expires_at,
-        row.revoked_at,
-        row.revoked_by,
-        row.last_used_at,
-    )
 
 
 def digest(secret: str) -> str:
@@ -148,7 +120,7 @@ def issue(
         )
         s.add(row)
         s.flush()
-        return IssuedToken(_info(row), secret)
+        return IssuedToken(TokenInfo.of(row), secret)
 
 
 def list_tokens(*, actor: Actor, username: str | None = None) -> list[TokenInfo]:
@@ -157,7 +129,7 @@ def list_tokens(*, actor: Actor, username: str | None = None) -> list[TokenInfo]
     if username is not None:
         stmt = stmt.where(TokenRow.username == username)
     with transaction(write=False) as s:
-        return [_info(r) for r in s.scalars(stmt).all()]
+        return [TokenInfo.of(r) for r in s.scalars(stmt).all()]
 
 
 def revoke(*, actor: Actor, token_id: int) -> TokenInfo:
@@ -172,7 +144,7 @@ def revoke(*, actor: Actor, token_id: int) -> TokenInfo:
         row.revoked_at = utcnow()
         row.revoked_by = actor.username
         s.flush()
-        return _info(row)
+        return TokenInfo.of(row)
 
 
 def authenticate(secret: str, *, now: dt.datetime | None = None) -> Actor:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from core.data.categories import CATEGORIES
 from core.data.files import read_users_file
 from core.data.validation import column_stats, validate_users
 from core.db import is_postgres, transaction
+from core.db.rows import Plain
 from core.db.tables import DatasetRow
 from core.errors import (
     AlreadyExists,
@@ -42,56 +42,41 @@ from core.registry.artifacts import sha256_file
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    id: int
+class DatasetInfo(Plain):
+    """A stored dataset version. Fields are in the order of :meth:`as_dict` (the CLI's JSON);
+    ``id`` is the database's and stays out of it. ``unchanged`` says an ingest found the file
+    identical to the latest version and returned that; equality ignores it, as it is about
+    the call, not the dataset."""
+
     name: str
     version: int
     sha256: str
-    source_sha256: str
-    source_name: str
     rows: int
+    source_name: str
+    source_sha256: str
     path: str
-    stats: dict[str, Any]
     created_at: dt.datetime
     created_by: str
-    unchanged: bool = field(default=False, compare=False)
+    unchanged: bool = False
+    stats: dict[str, Any]
+    id: int
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetInfo):
+            return NotImplemented
+        mine, theirs = dict(self.__dict__), dict(other.__dict__)
+        mine.pop("unchanged")
+        theirs.pop("unchanged")
+        return mine == theirs
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "sha256": self.sha256,
-            "rows": self.rows,
-            "source_name": self.source_name,
-            "source_sha256": self.source_sha256,
-            "path": self.path,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "unchanged": self.unchanged,
-            "stats": self.stats,
-        }
-
-
-def _info(row: DatasetRow, unchanged: bool = False) -> DatasetInfo:
-    return DatasetInfo(
-        row.id,
-        row.name,
-        row.version,
-        row.sha256,
-        row.source_sha256,
-        row.source_name,
-        row.rows,
-        row.path,
-        dict(row.stats),
-        row.created_at,
-        row.created_by,
-        unchanged,
-    )
+        out = super().as_dict()
+        del out["id"]
+        return out
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -176,7 +161,7 @@ def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
                 .limit(1)
             )
             if latest is not None and latest.source_sha256 == source_sha:
-                return _info(latest, unchanged=True)
+                return DatasetInfo.of(latest, unchanged=True)
             version = (latest.version if latest else 0) + 1
             folder = root / name / f"v{version}"
             folder.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +188,7 @@ def ingest(path: Path, *, name: str, actor: Actor) -> DatasetInfo:
             )
             s.add(row)
             s.flush()
-            info = _info(row)
+            info = DatasetInfo.of(row)
         created = None  # committed: keep it
         return info
     except IntegrityError as exc:
@@ -228,7 +213,7 @@ def get_dataset(name: str, version: int | None = None) -> DatasetInfo:
         if row is None:
             label = name if version is None else f"{name}@{version}"
             raise NotFound(f"unknown dataset {label!r}")
-        return _info(row)
+        return DatasetInfo.of(row)
 
 
 def resolve(ref: str) -> DatasetInfo:
@@ -241,13 +226,13 @@ def get_dataset_by_id(dataset_id: int) -> DatasetInfo:
         row = s.get(DatasetRow, dataset_id)
         if row is None:
             raise NotFound(f"unknown dataset id {dataset_id}")
-        return _info(row)
+        return DatasetInfo.of(row)
 
 
 def list_datasets() -> list[DatasetInfo]:
     with transaction(write=False) as s:
         rows = s.scalars(select(DatasetRow).order_by(DatasetRow.name, DatasetRow.version.desc()))
-        return [_info(r) for r in rows]
+        return [DatasetInfo.of(r) for r in rows]
 
 
 def count_datasets() -> int:

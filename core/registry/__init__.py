@@ -19,13 +19,13 @@ from core.registry.entities import (
     DatasetRef,
     ModelInfo,
     Page,
+    SettingEvent,
     StageChange,
     StageEvent,
     VersionInfo,
 )
 from core.registry.models import (
     FAMILIES,
-    SettingEvent,
     check_name,
     create_model,
     get_model,

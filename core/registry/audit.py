@@ -59,16 +59,7 @@ def record_verdict(
         )
         s.add(row)
         s.flush()
-        return AuditVerdict(
-            row.id,
-            model,
-            version,
-            row.auditor,
-            row.verdict,
-            row.comment,
-            row.created_at,
-            dict(row.sample),
-        )
+        return AuditVerdict.of(row, model=model, version=version, sample=dict(row.sample))
 
 
 def verdicts(model: str, version: str) -> list[AuditVerdict]:
@@ -81,8 +72,5 @@ def verdicts(model: str, version: str) -> list[AuditVerdict]:
             .order_by(AuditVerdictRow.id.desc())
         )
         return [
-            AuditVerdict(
-                r.id, model, version, r.auditor, r.verdict, r.comment, r.created_at, dict(r.sample)
-            )
-            for r in rows
+            AuditVerdict.of(r, model=model, version=version, sample=dict(r.sample)) for r in rows
         ]

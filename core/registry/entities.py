@@ -1,16 +1,25 @@
-"""Plain, frozen views of registry rows: what ``core`` hands to its callers."""
+"""Plain, frozen views of registry rows: what ``core`` hands to its callers.
+
+The values read from rows are :class:`core.db.rows.Plain` (built with ``Info.of(row, ...)``);
+the outcomes composed of them (a stage change, a page of results) are frozen dataclasses.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from pydantic import Field
+
+from core.db.rows import Plain
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class DatasetRef:
+class DatasetRef(Plain):
+    """The dataset a version was trained on, as a version records it."""
+
     name: str
     version: int
     sha256: str
@@ -20,8 +29,9 @@ class DatasetRef:
         return f"{self.name}@{self.version}"
 
 
-@dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(Plain):
+    """A model with its settings and, derived from its versions, who holds which stage."""
+
     name: str
     family: str
     description: str
@@ -36,16 +46,16 @@ class ModelInfo:
     version_count: int = 0
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    id: int
+class VersionInfo(Plain):
+    """A registered version. Fields are in the order of :meth:`as_dict` (the CLI's and the
+    API's JSON); ``id`` is the database's and stays out of it."""
+
     model: str
     version: str
     stage: str
     family: str
     artifact_dir: str
     files: dict[str, str]
-    metadata: dict[str, Any]
     metrics: dict[str, Any]
     hyperparameters: dict[str, Any]
     dataset: DatasetRef | None
@@ -53,40 +63,24 @@ class VersionInfo:
     description: str
     created_by: str
     created_at: dt.datetime
+    metadata: dict[str, Any]
+    id: int
 
     @property
     def label(self) -> str:
         return f"{self.model}@{self.version}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "stage": self.stage,
-            "family": self.family,
-            "artifact_dir": self.artifact_dir,
-            "files": self.files,
-            "metrics": self.metrics,
-            "hyperparameters": self.hyperparameters,
-            "dataset": None
-            if self.dataset is None
-            else {
-                "name": self.dataset.name,
-                "version": self.dataset.version,
-                "sha256": self.dataset.sha256,
-            },
-            "parent": None
-            if self.parent is None
-            else {"model": self.parent[0], "version": self.parent[1]},
-            "description": self.description,
-            "created_by": self.created_by,
-            "created_at": self.created_at.isoformat(),
-            "metadata": self.metadata,
-        }
+        out = super().as_dict()
+        del out["id"]
+        if self.parent is not None:
+            out["parent"] = {"model": self.parent[0], "version": self.parent[1]}
+        return out
 
 
-@dataclass(frozen=True)
-class StageEvent:
+class StageEvent(Plain):
+    """One entry of the stage timeline: a registration, promotion, rollback or archival."""
+
     id: int
     model: str
     version: str
@@ -98,19 +92,19 @@ class StageEvent:
     gates: list[dict[str, Any]]
     created_at: dt.datetime
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "model": self.model,
-            "version": self.version,
-            "action": self.action,
-            "from_stage": self.from_stage,
-            "to_stage": self.to_stage,
-            "actor": self.actor,
-            "reason": self.reason,
-            "gates": self.gates,
-            "created_at": self.created_at.isoformat(),
-        }
+
+class SettingEvent(Plain):
+    """One change of a stage-level setting: who, when, from what to what, and why."""
+
+    id: int
+    model: str
+    stage: str
+    setting: str
+    old_value: Any
+    new_value: Any
+    actor: str
+    reason: str
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -134,8 +128,9 @@ class Page(Generic[T]):
         return max(1, -(-self.total // self.page_size))
 
 
-@dataclass(frozen=True)
-class AuditVerdict:
+class AuditVerdict(Plain):
+    """An auditor's verdict on a version, with the sample of recommendations it judged."""
+
     id: int
     model: str
     version: str
@@ -143,4 +138,4 @@ class AuditVerdict:
     verdict: str
     comment: str
     created_at: dt.datetime
-    sample: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, Any] = Field(default_factory=dict)

@@ -16,15 +16,14 @@ from core.registry.entities import DatasetRef, ModelInfo, StageEvent, VersionInf
 
 
 def model_info(s: Session, row: ModelRow) -> ModelInfo:
-    stages = dict(
-        s.execute(
+    stages = {
+        stage: version
+        for stage, version in s.execute(
             select(VersionRow.stage, VersionRow.version).where(
                 VersionRow.model_id == row.id, VersionRow.stage.in_(("production", "staging"))
             )
         )
-        .tuples()
-        .all()
-    )
+    }
     latest = s.scalar(
         select(VersionRow.version)
         .where(VersionRow.model_id == row.id)
@@ -32,19 +31,13 @@ def model_info(s: Session, row: ModelRow) -> ModelInfo:
         .limit(1)
     )
     count = s.scalar(select(func.count()).where(VersionRow.model_id == row.id)) or 0
-    return ModelInfo(
-        row.name,
-        row.family,
-        row.description,
-        row.require_audit,
-        dict(row.settings or {}),
-        row.canary_share,
-        row.stage_revision,
-        row.created_at,
-        stages.get("production"),
-        stages.get("staging"),
-        latest,
-        count,
+    return ModelInfo.of(
+        row,
+        settings=dict(row.settings or {}),
+        production=stages.get("production"),
+        staging=stages.get("staging"),
+        latest=latest,
+        version_count=count,
     )
 
 
@@ -55,7 +48,7 @@ def version_info(s: Session, row: VersionRow, model_name: str | None = None) -> 
     if row.dataset_id is not None:
         d = s.get(DatasetRow, row.dataset_id)
         if d is not None:
-            dataset = DatasetRef(d.name, d.version, d.sha256)
+            dataset = DatasetRef.of(d)
     parent = None
     if row.parent_id is not None:
         p = s.execute(
@@ -64,38 +57,13 @@ def version_info(s: Session, row: VersionRow, model_name: str | None = None) -> 
             .where(VersionRow.id == row.parent_id)
         ).one()
         parent = (p[0], p[1])
-    return VersionInfo(
-        row.id,
-        model_name or "",
-        row.version,
-        row.stage,
-        row.family,
-        row.artifact_dir,
-        dict(row.files),
-        dict(row.meta),
-        dict(row.metrics),
-        dict(row.hyperparameters),
-        dataset,
-        parent,
-        row.description,
-        row.created_by,
-        row.created_at,
+    return VersionInfo.of(
+        row, model=model_name or "", metadata=dict(row.meta), dataset=dataset, parent=parent
     )
 
 
 def event_info(row: StageEventRow, model: str, version: str) -> StageEvent:
-    return StageEvent(
-        row.id,
-        model,
-        version,
-        row.action,
-        row.from_stage,
-        row.to_stage,
-        row.actor,
-        row.reason,
-        list(row.gates or []),
-        row.created_at,
-    )
+    return StageEvent.of(row, model=model, version=version, gates=list(row.gates or []))
 
 
 def model_row(s: Session, name: str, *, lock: bool = False) -> ModelRow:

@@ -6,9 +6,7 @@ family (see :func:`core.registry.versions.register_version` for the one exceptio
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +16,7 @@ from core.accounts.auth import Actor, require
 from core.db import transaction
 from core.db.tables import ModelRow, StageSettingEventRow
 from core.errors import AlreadyExists, BadInput
-from core.registry.entities import ModelInfo
+from core.registry.entities import ModelInfo, SettingEvent
 from core.registry.family_rules import FAMILIES
 from core.registry.lookups import model_info, model_row
 
@@ -100,34 +98,6 @@ def update_model(
         return model_info(s, row)
 
 
-@dataclass(frozen=True)
-class SettingEvent:
-    """One change of a stage-level setting: who, when, from what to what, and why."""
-
-    id: int
-    model: str
-    stage: str
-    setting: str
-    old_value: Any
-    new_value: Any
-    actor: str
-    reason: str
-    created_at: dt.datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "model": self.model,
-            "stage": self.stage,
-            "setting": self.setting,
-            "old_value": self.old_value,
-            "new_value": self.new_value,
-            "actor": self.actor,
-            "reason": self.reason,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
 def _set_audit_requirement(
     s: Session, row: ModelRow, required: bool, actor: Actor, reason: str
 ) -> None:
@@ -182,17 +152,4 @@ def setting_events(model: str) -> list[SettingEvent]:
             .where(StageSettingEventRow.model_id == m.id)
             .order_by(StageSettingEventRow.id.desc())
         ).all()
-        return [
-            SettingEvent(
-                r.id,
-                m.name,
-                r.stage,
-                r.setting,
-                r.old_value,
-                r.new_value,
-                r.actor,
-                r.reason,
-                r.created_at,
-            )
-            for r in rows
-        ]
+        return [SettingEvent.of(r, model=m.name) for r in rows]

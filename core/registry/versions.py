@@ -202,15 +202,14 @@ def register_version(
 def _next_version(
     s: Session, m: ModelRow, version: str | None, bump: semver.Bump
 ) -> tuple[int, int, int]:
-    existing = (
-        s.execute(
+    existing = [
+        (major, minor, patch)
+        for major, minor, patch in s.execute(
             select(VersionRow.major, VersionRow.minor, VersionRow.patch).where(
                 VersionRow.model_id == m.id
             )
         )
-        .tuples()
-        .all()
-    )
+    ]
     if version is not None:
         parts = semver.parse(version)
         if parts in existing:
