@@ -124,7 +124,9 @@ class ChangeOut(BaseModel):
 
 class PromoteIn(BaseModel):
     stage: Literal["staging", "production"]
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(
+        default="", max_length=2000, description="Required: goes into the audit log"
+    )
     expected_revision: int | None = Field(
         default=None, description="Refuse (409) if the model's stages changed since this revision"
     )
@@ -418,12 +420,10 @@ def create_app() -> FastAPI:
     def rollback(model: str, body: RollbackIn, actor: Acting) -> ChangeOut:
         """Return production to the rollback target (or ``to_version``), as the dashboard
         does; with ``expected_from``, refused if production is no longer that version."""
-        if not body.reason.strip():
-            raise BadInput("give a reason for the rollback; it goes into the audit log")
         change = registry.rollback(
             actor=actor,
             model=model,
-            reason=body.reason.strip(),
+            reason=body.reason,
             expected_from=body.expected_from,
             to_version=body.to_version,
         )

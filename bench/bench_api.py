@@ -183,7 +183,13 @@ def main() -> None:
         scaler_file=d / "scaler.save",
         name="autoencoder",
     )
-    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="autoencoder",
+        version=v.version,
+        stage="production",
+        reason="test promotion",
+    )
     env = dict(os.environ, API_KEYS="bench-key")
     (tmp / "plain_app.py").write_text(PLAIN_APP)
     api_name, plain_name = "planwise API (logging on)", "plain FastAPI endpoint"
@@ -281,8 +287,20 @@ def shadow_bench(args: argparse.Namespace) -> None:
         ).version
         for _ in range(2)
     ]
-    registry.promote(actor=SYSTEM, model="autoencoder", version=versions[0], stage="production")
-    registry.promote(actor=SYSTEM, model="autoencoder", version=versions[1], stage="staging")
+    registry.promote(
+        actor=SYSTEM,
+        model="autoencoder",
+        version=versions[0],
+        stage="production",
+        reason="test promotion",
+    )
+    registry.promote(
+        actor=SYSTEM,
+        model="autoencoder",
+        version=versions[1],
+        stage="staging",
+        reason="test promotion",
+    )
     env = dict(os.environ, API_KEYS="bench-key")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "api", "--port", str(port)], cwd=ROOT, env=env)

@@ -35,9 +35,7 @@ def _records(model: str, version: str, n: int, start: dt.datetime, hours: int, s
     loaded = predict.load(model, version)
     users = generate_users(POOL, seed=seed)[list(CATEGORIES)].to_numpy(dtype=float)
     masks = users > 0
-    served = predict.recommend_loaded(
-        loaded, users, masks, [40.4168] * POOL, [-3.7038] * POOL, 10
-    )
+    served = predict.recommend_loaded(loaded, users, masks, [40.4168] * POOL, [-3.7038] * POOL, 10)
     predicted = loaded.model.predict(users, masks)
     span = hours * 3600
     rng = np.random.default_rng(seed)
@@ -91,7 +89,9 @@ def main() -> None:
         version = training.train(
             actor=SYSTEM, family="popularity", dataset=ds.label, model=name
         ).version.version
-        registry.promote(actor=SYSTEM, model=name, version=version, stage="production")
+        registry.promote(
+            actor=SYSTEM, model=name, version=version, stage="production", reason="test promotion"
+        )
         batch = []
         for record in _records(name, version, per_model, start, args.hours, seed=100 + m):
             batch.append(record)

@@ -66,7 +66,9 @@ def setup_model(users: int) -> str:
     version = training.train(
         actor=SYSTEM, family="popularity", dataset=ds.label, model=MODEL
     ).version.version
-    registry.promote(actor=SYSTEM, model=MODEL, version=version, stage="production")
+    registry.promote(
+        actor=SYSTEM, model=MODEL, version=version, stage="production", reason="test promotion"
+    )
     auth.create_user(actor=SYSTEM, username=USER, password=PASSWORD, role="operator")
     return version
 

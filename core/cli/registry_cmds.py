@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--stage", required=True, choices=["staging", "production"])
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why (required: it goes into the audit log)")
     p.add_argument("--json", action="store_true")
     add_user_option(p)
     p.set_defaults(handler=_promote)
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--to", dest="to_version", metavar="VERSION", help="an earlier production version instead"
     )
-    p.add_argument("--reason", default="")
+    p.add_argument("--reason", default="", help="why (required: it goes into the audit log)")
     p.add_argument("--json", action="store_true")
     add_user_option(p)
     p.set_defaults(handler=_rollback)

@@ -18,7 +18,7 @@ from core.errors import BadInput, GateFailed, StageConflict
 from core.registry import gates, semver
 from core.registry.entities import StageChange
 from core.registry.lookups import model_row, stage_holder
-from core.registry.stages import change_stage, check_revision
+from core.registry.stages import change_stage, check_revision, stated_reason
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,7 @@ def rollback(
         to_version = semver.fmt(semver.parse(to_version))
     with transaction() as s:
         m = model_row(s, model, lock=True)
+        reason = stated_reason(reason, "rollback")  # once the model is known
         check_revision(m, expected_revision)
         plan, rows = _plan(s, m)
         if expected_from is not None and plan.current != expected_from:
@@ -203,6 +204,6 @@ def rollback(
             "production",
             action="rollback",
             actor=actor,
-            reason=reason or f"rollback from {current.version}",
+            reason=reason,
             gate_dicts=[integrity.as_dict()],
         )

@@ -26,6 +26,19 @@ from core.registry.lookups import event_info, model_row, stage_holder, version_r
 TargetStage = Literal["staging", "production"]
 
 
+def stated_reason(reason: str, action: str) -> str:
+    """``reason`` without surrounding blanks; refused when empty.
+
+    Every change of what serves goes into the audit log with the words of whoever made it:
+    people give theirs on every interface, and the automation states its own (a retraining
+    policy, a rollout plan, the demo). ``action`` names the change in the message.
+    """
+    text = (reason or "").strip()
+    if not text:
+        raise BadInput(f"give a reason for the {action}; it goes into the audit log")
+    return text
+
+
 def check_revision(m: ModelRow, expected_revision: int | None) -> None:
     """Refuse a change when the model's stages moved on since the caller looked."""
     if expected_revision is not None and m.stage_revision != expected_revision:
@@ -74,7 +87,8 @@ def promote(
     """Move a version to staging or production through the gates, in one transaction.
 
     The version that held the stage is archived. ``expected_revision``/``expected_stage`` let
-    an interface insist that nothing changed since the user looked.
+    an interface insist that nothing changed since the user looked. The ``reason`` is required
+    (:func:`stated_reason`), as a rollback's is.
     """
     require(actor, "operate", "promote versions")
     if stage not in ("staging", "production"):
@@ -83,6 +97,7 @@ def promote(
         m = model_row(s, model, lock=True)
         check_revision(m, expected_revision)
         v = version_row(s, m, version)
+        reason = stated_reason(reason, "promotion")  # once the model and version are known
         if expected_stage is not None and v.stage != expected_stage:
             raise StageConflict(
                 f"{model}@{v.version} is now {v.stage}, not {expected_stage}; "

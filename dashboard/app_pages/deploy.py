@@ -17,6 +17,7 @@ import streamlit as st
 from core import registry
 from core.errors import BadInput, CoreError
 from core.registry.entities import ModelInfo, VersionInfo
+from core.registry.stages import stated_reason
 from dashboard import cache, charts, session, ui
 
 actor = session.actor()
@@ -84,12 +85,17 @@ def _review() -> None:
     if not number:
         ui.flash("error", "Choose a version to promote.")
         return
+    try:  # core's rule, asked before the gates are shown rather than after they passed
+        reason = stated_reason(state.get("deploy_reason", ""), "promotion")
+    except BadInput as exc:
+        ui.flash("error", str(exc))
+        return
     v = registry.get_version(m.name, number)  # fresh: the stage the promotion will expect
     state[PENDING] = {
         "model": m.name,
         "version": number,
         "stage": state.get("deploy_target", "staging"),
-        "reason": state.get("deploy_reason", "").strip(),
+        "reason": reason,
         "revision": m.stage_revision,
         "from_stage": v.stage,
     }
@@ -118,9 +124,7 @@ def _promote(pending: dict[str, Any]) -> str:
 def _rollback(model: ModelInfo, plan: registry.RollbackPlan) -> str:
     """Roll back from the version the page showed, to the one chosen; core refuses if
     production changed meanwhile (another operator, or this click twice)."""
-    reason = st.session_state.get("deploy_rollback_reason", "").strip()
-    if not reason:
-        raise BadInput("give a reason for the rollback; it goes into the audit log")
+    reason = st.session_state.get("deploy_rollback_reason", "")
     target = st.session_state.get(f"deploy_rollback_to_{model.name}") or plan.target
     change = registry.rollback(
         actor=session.acting(),

@@ -12,29 +12,20 @@ from core import monitoring, registry, training
 from core.accounts.auth import SYSTEM
 from core.registry import artifacts
 from core.serving import predict
-from core.training import legacy
-from tests.conftest import LEGACY_MODEL
 from tests.fixtures.data import ingest_generated
 
-LEGACY = LEGACY_MODEL
 KEY = {"X-API-Key": "test-key"}
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
 
 
 @pytest.fixture
-def served(backend, monkeypatch):
+def served(backend, monkeypatch, legacy_in_production):
     monkeypatch.setenv("API_KEYS", "other-key,test-key")
     monkeypatch.setattr("api.serving.POLL_SECONDS", 0.1)
     from core.config import reset_settings
 
     reset_settings()
-    v = legacy.import_legacy(
-        actor=SYSTEM,
-        model_file=LEGACY / "autoencoder.h5",
-        scaler_file=LEGACY / "scaler.save",
-        name="autoencoder",
-    )
-    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    legacy_in_production()
     from api.app import create_app
 
     app = create_app()
@@ -119,7 +110,13 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
         parent=("autoencoder", "1.0.0"),
         params={"epochs": 1},
     ).version
-    registry.promote(actor=SYSTEM, model="autoencoder", version=cand.version, stage="staging")
+    registry.promote(
+        actor=SYSTEM,
+        model="autoencoder",
+        version=cand.version,
+        stage="staging",
+        reason="test promotion",
+    )
     registry.update_model(actor=SYSTEM, name="autoencoder", canary_share=0.5)
     # Staging and the share are two registry changes; the poller may serve one before the other.
     _wait(
@@ -147,7 +144,13 @@ def test_canary_split_is_sticky_and_switches_follow_the_registry(served):
     # A version whose files fail verification is never served; the previous one keeps serving.
     catalog = served.app.state.catalog
     catalog.stop()  # drive the switch by hand, to tamper between promotion and loading
-    registry.promote(actor=SYSTEM, model="autoencoder", version=cand.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="autoencoder",
+        version=cand.version,
+        stage="production",
+        reason="test promotion",
+    )
     target = artifacts.root() / cand.artifact_dir / "model.keras"
     target.write_bytes(target.read_bytes()[:-10])
     predict.clear_cache()

@@ -6,27 +6,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from core import registry
-from core.accounts.auth import SYSTEM
-from core.training import legacy
-from tests.conftest import LEGACY_MODEL
-
-LEGACY = LEGACY_MODEL
-
 
 @pytest.fixture
-def api_schema(sqlite_backend, monkeypatch):
+def api_schema(sqlite_backend, monkeypatch, legacy_in_production):
     monkeypatch.setenv("API_KEYS", "fuzz-key")
     from core.config import reset_settings
 
     reset_settings()
-    v = legacy.import_legacy(
-        actor=SYSTEM,
-        model_file=LEGACY / "autoencoder.h5",
-        scaler_file=LEGACY / "scaler.save",
-        name="autoencoder",
-    )
-    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
+    legacy_in_production()
     from api.app import create_app
 
     app = create_app(start_background=False)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,30 +11,16 @@ import pytest
 
 from core import monitoring, registry, training
 from core.accounts.auth import SYSTEM
-from core.training import legacy
-from tests.conftest import LEGACY_MODEL, PROJECT_ROOT
+from tests.fixtures.api import running_api
 from tests.fixtures.data import ingest_generated
 
-LEGACY = LEGACY_MODEL
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
 SWITCH_LAG = dt.timedelta(seconds=3)  # poll interval + loading a version, with slack
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_promote_and_rollback_under_load(backend):
-    v1 = legacy.import_legacy(
-        actor=SYSTEM,
-        model_file=LEGACY / "autoencoder.h5",
-        scaler_file=LEGACY / "scaler.save",
-        name="autoencoder",
-    )
-    registry.promote(actor=SYSTEM, model="autoencoder", version=v1.version, stage="production")
+def test_promote_and_rollback_under_load(backend, legacy_in_production):
+    v1 = legacy_in_production()
     ref = ingest_generated(backend.root, n=300)
     v2 = training.train(
         actor=SYSTEM,
@@ -47,25 +29,7 @@ def test_promote_and_rollback_under_load(backend):
         parent=("autoencoder", v1.version),
         params={"epochs": 1},
     ).version
-    port = _free_port()
-    env = {**os.environ, **backend.env, "API_KEYS": "load-key"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", headers={"X-API-Key": "load-key"}).json()["serving"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.2)
+    with running_api(backend.env, "load-key") as base:
         responses: list[tuple[dt.datetime, int, str | None]] = []
         stop = threading.Event()
 
@@ -94,9 +58,6 @@ def test_promote_and_rollback_under_load(backend):
         stop.set()
         for t in threads:
             t.join()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert responses and all(status == 200 for _, status, _ in responses)
     spans = registry.production_history("autoencoder")

@@ -10,30 +10,17 @@ the service is alive, the details (log backlog, errors) only with the key.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from core import monitoring, registry
-from core.accounts.auth import SYSTEM
-from core.training import legacy
-from tests.conftest import LEGACY_MODEL, PROJECT_ROOT
+from core import monitoring
+from tests.fixtures.api import running_api
 
-LEGACY = LEGACY_MODEL
 KEY = {"X-API-Key": "edge-key"}
 BODY = {"ratings": [5, 0, 0, 4] + [0] * 25, "lat": 40.4168, "lng": -3.7038, "k": 5}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
@@ -44,36 +31,10 @@ def _until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def api(backend) -> Iterator[str]:  # noqa: ANN001
-    v = legacy.import_legacy(
-        actor=SYSTEM,
-        model_file=LEGACY / "autoencoder.h5",
-        scaler_file=LEGACY / "scaler.save",
-        name="autoencoder",
-    )
-    registry.promote(actor=SYSTEM, model="autoencoder", version=v.version, stage="production")
-    port = _free_port()
-    env = {**os.environ, **backend.env, "API_KEYS": "edge-key"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def serving() -> bool:
-        try:
-            return bool(httpx.get(f"{base}/health", headers=KEY).json().get("serving"))
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _until(serving, 90, "the API serving")
+def api(backend, legacy_in_production) -> Iterator[str]:  # noqa: ANN001
+    legacy_in_production()
+    with running_api(backend.env, KEY["X-API-Key"], timeout=90) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_unstorable_texts_are_refused_and_every_later_request_is_logged(api) -> None:
@@ -91,7 +52,7 @@ def test_unstorable_texts_are_refused_and_every_later_request_is_logged(api) -> 
         served = [c.post("/recommend", json=BODY | {"user_id": f"u{i}"}) for i in range(20)]
         assert all(r.status_code == 200 for r in served)
         # Control and formula characters are stored as sent (made safe where exported).
-        odd = c.post("/recommend", json=BODY | {"user_id": "=HYPERLINK(\"x\")\t\u001b"})
+        odd = c.post("/recommend", json=BODY | {"user_id": '=HYPERLINK("x")\t\u001b'})
         assert odd.status_code == 200
         _until(lambda: monitoring.count_logs("autoencoder") == 21, 30, "all 21 requests logged")
         metrics = c.get("/metrics").text

@@ -41,8 +41,6 @@ CTR = {"production": 0.5, "canary": 0.6}  # the canary is 20 % better
 SWITCH_LAG = dt.timedelta(seconds=3)  # the API's registry poll and a version load, with slack
 
 
-
-
 @dataclass
 class Traffic:
     """Client threads sending requests and clicks until stopped; every response kept."""
@@ -142,7 +140,9 @@ def served(
     registry.update_model(
         actor=SYSTEM, name="rec", settings={"gates": {}, "ab": {"tau": 0.05, "click_delay_s": 3}}
     )
-    registry.promote(actor=SYSTEM, model="rec", version=versions[0], stage="production")
+    registry.promote(
+        actor=SYSTEM, model="rec", version=versions[0], stage="production", reason="test promotion"
+    )
     port = free_port()
     base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
     env = {
@@ -197,7 +197,9 @@ def test_better_canary_rolls_forward_and_broken_one_rolls_back(served):
     logs = lambda: workers.logs() + Path(served["api_log"]).read_text()[-3000:]  # noqa: E731
 
     # 1. The better canary: declared better, then rolled forward to production.
-    registry.promote(actor=SYSTEM, model="rec", version=better, stage="staging")
+    registry.promote(
+        actor=SYSTEM, model="rec", version=better, stage="staging", reason="test promotion"
+    )
     traffic = Traffic(
         base, {prod: {"production": CTR["production"]}, better: {"canary": CTR["canary"]}}
     )
@@ -230,7 +232,9 @@ def test_better_canary_rolls_forward_and_broken_one_rolls_back(served):
     assert all(status == 200 for _, status, _, _ in traffic.responses)
 
     # 2. The broken canary: its error rate breaks the guardrail, rolled back within step 1.
-    registry.promote(actor=SYSTEM, model="rec", version=broken, stage="staging")
+    registry.promote(
+        actor=SYSTEM, model="rec", version=broken, stage="staging", reason="test promotion"
+    )
     traffic = Traffic(base, {better: {"production": 0.5}, broken: {"canary": 0.5}})
     plan = rollout.start(
         actor=SYSTEM,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +25,7 @@ from core.data import datasets
 from core.data.generator import generate_users
 from core.rollout import shadow
 from core.serving import predict
-from tests.conftest import PROJECT_ROOT
-from tests.fixtures.api import KEY, free_port
+from tests.fixtures.api import KEY, running_api
 from tests.fixtures.workers import wait_for
 
 
@@ -89,47 +86,32 @@ def test_live_requests_are_shadow_scored_by_the_staging_version(sqlite_backend, 
         for s in (5.0, 0.0)
     )
     registry.update_model(actor=SYSTEM, name="rec", settings={"gates": {}})
-    registry.promote(actor=SYSTEM, model="rec", version=prod, stage="production")
-    registry.promote(actor=SYSTEM, model="rec", version=staging, stage="staging")
-    shadow.set_rate(actor=SYSTEM, model="rec", rate=1.0)
-    port = free_port()
-    base_env = {k: v for k, v in os.environ.items() if k != "DATABASE_SCHEMA"}
-    env = {**base_env, **sqlite_backend.env, "API_KEYS": KEY}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
+    registry.promote(
+        actor=SYSTEM, model="rec", version=prod, stage="production", reason="test promotion"
     )
-    base = f"http://127.0.0.1:{port}"
+    registry.promote(
+        actor=SYSTEM, model="rec", version=staging, stage="staging", reason="test promotion"
+    )
+    shadow.set_rate(actor=SYSTEM, model="rec", rate=1.0)
     bodies = []
-    try:
-        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=30) as c:
-
-            def up() -> bool:
-                try:
-                    return bool(c.get("/health").json().get("serving"))
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(up, timeout=60, what="the API to serve")
-            rng = np.random.default_rng(1)
-            for i in range(40):
-                ratings = [int(x) for x in rng.choice([0, 0, 0, 2, 4, 5], 29)]
-                body = {"ratings": ratings, "lat": 40.42, "lng": -3.70, "k": 5, "user_id": f"u{i}"}
-                r = c.post("/recommend", json=body)
-                assert r.status_code == 200 and r.json()["variant"] == "production"
-                bodies.append((body, r.json()))
-            wait_for(
-                lambda: shadow.summary("rec").requests == 40,
-                timeout=30,
-                what="40 shadow scores",
-            )
-            state = c.get("/health").json()["shadow"]
-            assert state["sent"] == 40 and sum(state["dropped"].values()) == 0
-    finally:
-        server.terminate()
-        server.wait(30)
+    with (
+        running_api(sqlite_backend.env, KEY) as base,
+        httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=30) as c,
+    ):
+        rng = np.random.default_rng(1)
+        for i in range(40):
+            ratings = [int(x) for x in rng.choice([0, 0, 0, 2, 4, 5], 29)]
+            body = {"ratings": ratings, "lat": 40.42, "lng": -3.70, "k": 5, "user_id": f"u{i}"}
+            r = c.post("/recommend", json=body)
+            assert r.status_code == 200 and r.json()["variant"] == "production"
+            bodies.append((body, r.json()))
+        wait_for(
+            lambda: shadow.summary("rec").requests == 40,
+            timeout=30,
+            what="40 shadow scores",
+        )
+        state = c.get("/health").json()["shadow"]
+        assert state["sent"] == 40 and sum(state["dropped"].values()) == 0
     s = shadow.summary("rec")
     assert s.shadow_version == staging and s.production_versions == [prod] and s.errors == 0
     assert 0 <= s.overlap_mean <= 1 and s.latency_p50_ms > 0

@@ -27,7 +27,9 @@ def test_the_report_renders_offline_and_flags_the_worse_slice(
 
     users = ingest_generated(sqlite_backend.root, n=3000, seed=3)
     prod = training.train(actor=SYSTEM, family="svd", dataset=users).version
-    registry.promote(actor=SYSTEM, model="svd", version=prod.version, stage="production")
+    registry.promote(
+        actor=SYSTEM, model="svd", version=prod.version, stage="production", reason="test promotion"
+    )
     monkeypatch.setattr(training, "family_class", lambda name: ColdStartBroken)
     cand = training.train(actor=SYSTEM, family="svd", dataset=users).version
     out = tmp_path / "report.html"

@@ -127,7 +127,13 @@ def test_metric_trend_is_in_version_order_and_baseline_prefers_production(sqlite
     first = register_dummy("pop")
     register_dummy("pop")
     assert comparison.find_baseline().version == "1.1.0", "the newest without a production"
-    registry.promote(actor=SYSTEM, model="pop", version=first.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="pop",
+        version=first.version,
+        stage="production",
+        reason="test promotion",
+    )
     assert comparison.find_baseline().version == first.version
 
 

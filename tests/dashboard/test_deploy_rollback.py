@@ -43,9 +43,21 @@ def test_a_second_rollback_is_never_offered_back_to_the_rolled_back_version(popu
 
 def test_the_target_and_why_come_from_core_and_an_earlier_one_can_be_chosen(populated) -> None:
     # Production history: first, second, newest; newest was rolled back; then a re-promotion.
-    registry.promote(actor=SYSTEM, model=MODEL, version=populated.candidate, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model=MODEL,
+        version=populated.candidate,
+        stage="production",
+        reason="test promotion",
+    )
     registry.rollback(actor=SYSTEM, model=MODEL, reason="bad")  # newest -> second
-    registry.promote(actor=SYSTEM, model=MODEL, version=populated.staging, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model=MODEL,
+        version=populated.staging,
+        stage="production",
+        reason="test promotion",
+    )
     plan = registry.rollback_plan(MODEL)
     assert plan.target == populated.production
     at = sign_in("olga")
@@ -109,3 +121,17 @@ def registry_actor(name: str):  # noqa: ANN201
     from core.accounts import auth
 
     return auth.actor_for(name)
+
+
+def test_a_promotion_needs_a_reason_before_its_gates_are_shown(populated) -> None:
+    """The reason is asked for when the gates are reviewed, by core's rule, not after they all
+    passed: a green board and then a refusal was the old way."""
+    at = sign_in("olga")
+    open_page(at, "deploy")
+    at.selectbox(key=f"deploy_version_{MODEL}").select(populated.candidate)
+    at.radio(key="deploy_target").set_value("staging")
+    at.text_input(key="deploy_reason").input("   ")
+    at.button(key="deploy_review").click().run()
+    assert any("give a reason for the promotion" in plain(e.value) for e in at.error)
+    assert not [b for b in at.button if b.key == "deploy_confirm"]
+    assert registry.get_model(MODEL).staging == populated.staging

@@ -88,9 +88,11 @@ def test_review_gates_refuses_a_move_that_cannot_happen(backend: RegistryEnv) ->
     from tests.helpers import register_dummy
 
     v = register_dummy("m").version
-    registry.promote(actor=SYSTEM, model="m", version=v, stage="staging")
+    registry.promote(actor=SYSTEM, model="m", version=v, stage="staging", reason="test promotion")
     with pytest.raises(BadInput, match="already in staging"):
         registry.preview_gates("m", v, "staging")
-    registry.promote(actor=SYSTEM, model="m", version=v, stage="production")
+    registry.promote(
+        actor=SYSTEM, model="m", version=v, stage="production", reason="test promotion"
+    )
     with pytest.raises(BadInput, match="instead of demoting"):
         registry.preview_gates("m", v, "staging")

@@ -89,16 +89,34 @@ def test_promotion_fails_cleanly_and_the_registry_stays_consistent(outage):
     o, _ = outage
     v1 = register_dummy("recsys")
     v2 = register_dummy("recsys")
-    registry.promote(actor=SYSTEM, model="recsys", version=v1.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="recsys",
+        version=v1.version,
+        stage="production",
+        reason="test promotion",
+    )
     o.stop()
     with pytest.raises(CoreError, match="database"):
-        registry.promote(actor=SYSTEM, model="recsys", version=v2.version, stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model="recsys",
+            version=v2.version,
+            stage="production",
+            reason="test promotion",
+        )
     o.start()
     assert registry.get_version("recsys").version == v1.version
     with transaction(write=False) as s:
         events = s.scalars(select(StageEventRow.action)).all()
     assert sorted(events) == ["promote", "register", "register"]
-    registry.promote(actor=SYSTEM, model="recsys", version=v2.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="recsys",
+        version=v2.version,
+        stage="production",
+        reason="test promotion",
+    )
     assert registry.get_version("recsys").version == v2.version
 
 

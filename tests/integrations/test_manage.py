@@ -181,6 +181,10 @@ def test_tokens_are_hashed_scoped_and_revoked_at_once(manage: Manage) -> None:
             _ci(manage, viewer, "recs", "svd", STAGE="production", VERSION="1.0.0").returncode == 2
         )
 
+    # Without a reason the promotion is refused by core's rule, as on every interface.
+    bare = manage.post("/models/recs/versions/1.0.0/promote", ci, json={"stage": "production"})
+    assert bare.status_code == 400 and "give a reason for the promotion" in bare.json()["detail"]
+
     listed = json.loads(manage.cli("tokens", "list", "--json").stdout)
     token_id = next(t["id"] for t in listed if t["user"] == "ci" and t["role"] == "operator")
     assert manage.cli("tokens", "revoke", str(token_id)).returncode == 0

@@ -16,6 +16,7 @@ from core.retraining import runs, schedules
 from tests.conftest import RegistryEnv
 from tests.dashboard.builders import create_accounts
 from tests.dashboard.conftest import assert_clean, plain, sign_in, submit
+from tests.fixtures.models import monitored_model
 from tests.fixtures.workers import Workers, ingest, wait_for
 
 JOBS = "app_pages/jobs.py"
@@ -132,19 +133,10 @@ def test_run_now_from_the_page_is_picked_up_by_the_worker(
 def test_monitoring_failures_are_shown_with_their_error(accounts: RegistryEnv) -> None:
     import datetime as dt
 
-    from core import monitoring, registry, training
+    from core import monitoring
     from core.monitoring import monitor
 
-    ds = ingest(accounts.root, users=200)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM,
-        name="recsys",
-        settings={"monitor_window_minutes": 1, "monitor_min_rows": 5},
-    )
+    ds, version = monitored_model(accounts.root, users=200, window_minutes=1, min_rows=5)
     at = open_jobs("victor")
     assert "monitoring job failed" not in _text(at)
     start = monitor.align(dt.datetime.now(dt.UTC), dt.timedelta(minutes=1)) - dt.timedelta(

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from core import monitoring, registry, training
+from core import monitoring, registry
 from core.accounts.auth import SYSTEM
 from core.data.categories import CATEGORIES
 from core.data.generator import DriftEpisode, generate_users
@@ -34,7 +34,9 @@ from core.db.tables import DriftResultRow, MonitorResultRow
 from core.monitoring import alerts, monitor
 from core.retraining import runs, schedules
 from tests.conftest import PROJECT_ROOT
-from tests.fixtures.workers import Workers, ingest, wait_for
+from tests.fixtures.models import monitored_model
+from tests.fixtures.traffic import served_records
+from tests.fixtures.workers import Workers, wait_for
 
 KEY = "monitor-key"
 WINDOW_MIN = 0.25  # 15-second windows keep the test short; the job is the same at 60 minutes
@@ -119,15 +121,8 @@ def api(backend, workers: Workers) -> Iterator[str]:
 
 @pytest.fixture
 def served_model(backend, workers: Workers) -> str:
-    ds = ingest(backend.root, users=2000, seed=1)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM,
-        name="recsys",
-        settings={"monitor_window_minutes": WINDOW_MIN, "monitor_min_rows": 150},
+    ds, version = monitored_model(
+        backend.root, users=2000, seed=1, window_minutes=WINDOW_MIN, min_rows=150
     )
     schedules.set_schedule(
         actor=SYSTEM, model="recsys", every_s=86_400, dataset=ds.name, policy="candidate"
@@ -207,35 +202,11 @@ def test_killed_mid_catch_up_every_window_is_stored_once(
     """A day's worth of minute windows is caught up; the worker is killed half-way through,
     restarted, and every window ends up stored exactly once (drift results included)."""
     registry.update_model(actor=SYSTEM, name="recsys", settings={"monitor_window_minutes": 1})
-    from core.serving import predict
-
-    loaded = predict.load("recsys")
     users = _users(400, seed=9, shifted=False)
     now = monitor.align(dt.datetime.now(dt.UTC), dt.timedelta(minutes=1))
     start = now - dt.timedelta(minutes=40)
-    records = []
-    for i, prefs in enumerate(np.repeat(users, 1, axis=0)[:400]):
-        mask = prefs > 0
-        items = predict.recommend_loaded(
-            loaded, prefs[None, :], mask[None, :], [40.4168], [-3.7038], 10
-        )[0]
-        records.append(
-            monitoring.PredictionRecord(
-                model="recsys",
-                version=served_model,
-                variant="production",
-                ratings=prefs.tolist(),
-                k=10,
-                places=[r.place_id for r in items],
-                categories=[r.category for r in items],
-                scores=[r.score for r in items],
-                latency_ms=3.0,
-                predicted=loaded.model.predict(prefs[None, :], mask[None, :])[0].tolist(),
-                user_id=f"u{i}",
-                ts=start + dt.timedelta(seconds=6 * i),  # ten requests a minute, 40 minutes
-            )
-        )
-    monitoring.write_batch(records)
+    times = [start + dt.timedelta(seconds=6 * i) for i in range(400)]  # ten a minute, 40 minutes
+    monitoring.write_batch(served_records(users, times, version=served_model, latency_ms=3.0))
     registry.update_model(actor=SYSTEM, name="recsys", settings={"monitor_min_rows": 5})
 
     def stored() -> int:

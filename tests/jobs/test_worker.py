@@ -84,7 +84,13 @@ def test_schedule_produces_candidates_and_manual_run_is_picked_up(
     assert manual.version is not None and manual.reason == "a test"
 
     # A drift alert on the production version queues a retrain; the worker runs it.
-    registry.promote(actor=SYSTEM, model="recsys", version=done[0].version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="recsys",
+        version=done[0].version,
+        stage="production",
+        reason="test promotion",
+    )
     alerts.raise_alert(
         model="recsys",
         version=done[0].version,

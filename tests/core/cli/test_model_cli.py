@@ -23,7 +23,16 @@ def test_train_and_recommend(cli, tmp_path):  # noqa: F811
 
     no_prod = cli("recommend", "svd", "--prefs", PREFS, *CENTRE)
     assert no_prod.returncode == 2 and "no production version" in no_prod.stderr
-    cli("promote", "svd", trained["version"], "--stage", "production", check=True)
+    cli(
+        "promote",
+        "svd",
+        trained["version"],
+        "--stage",
+        "production",
+        "--reason",
+        "test",
+        check=True,
+    )
     out = cli("recommend", "svd", "--prefs", PREFS, *CENTRE, "-k", "4", "--json", check=True)
     items = json.loads(out.stdout)
     assert len(items) == 4

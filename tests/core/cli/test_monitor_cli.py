@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from core import registry, training
-from core.accounts.auth import SYSTEM
 from core.cli import main
-from core.data import datasets
 from core.data.generator import generate_users
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.drift import SHIFTED, shifted
+from tests.fixtures.models import monitored_model
 
 
 @pytest.fixture(scope="module")
@@ -143,18 +141,7 @@ def test_the_bad_input_path_is_the_same_in_a_real_process(files) -> None:
 
 
 def test_simulate_and_alerts(sqlite_backend, tmp_path: Path, capsys) -> None:
-    users = tmp_path / "users.csv"
-    generate_users(200, seed=1).to_csv(users, index=False)
-    ds = datasets.ingest(users, name="madrid", actor=SYSTEM)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM,
-        name="recsys",
-        settings={"monitor_window_minutes": 24 * 60, "monitor_min_rows": 30},
-    )
+    monitored_model(tmp_path, users=200, window_minutes=24 * 60, min_rows=30)
 
     args = ["--days", "4", "--users-per-day", "60", "--drift-from-day", "2"]
     status = main(["simulate", "recsys", *args, "--start", "2026-06-01"])
@@ -200,16 +187,7 @@ def test_monitor_run_computes_due_windows_and_alerts_list_their_figures(
     from core.monitoring import monitor
     from core.serving import predict
 
-    users = tmp_path / "users.csv"
-    generate_users(600, seed=1).to_csv(users, index=False)
-    ds = datasets.ingest(users, name="madrid", actor=SYSTEM)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM, name="recsys", settings={"monitor_window_minutes": 1, "monitor_min_rows": 50}
-    )
+    version = monitored_model(tmp_path, users=600, window_minutes=1, min_rows=50).version
     summer = generate_users(300, seed=2, drift=DriftEpisode(0))[list(CATEGORIES)].to_numpy(float)
     loaded = predict.load("recsys")
     now = dt.datetime.now(dt.UTC)

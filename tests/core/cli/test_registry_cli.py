@@ -43,7 +43,7 @@ def test_init_ingest_list_promote_rollback(cli) -> None:
     shown = json.loads(cli("models", "show", "recsys", "1.0.0", "--json", check=True).stdout)
     assert shown["stage"] == "candidate" and "model.joblib" in shown["files"]
     cli("promote", "recsys", "1.0.0", "--stage", "production", "--reason", "go", check=True)
-    cli("promote", "recsys", "1.1.0", "--stage", "production", check=True)
+    cli("promote", "recsys", "1.1.0", "--stage", "production", "--reason", "test", check=True)
     rb = json.loads(cli("rollback", "recsys", "--reason", "oops", "--json", check=True).stdout)
     assert rb["event"]["version"] == "1.0.0" and rb["event"]["action"] == "rollback"
     timeline = json.loads(cli("timeline", "recsys", "--json", check=True).stdout)
@@ -95,7 +95,7 @@ def _three_production_versions(cli, model: str) -> None:
         f"        v = registry.register_version(actor=SYSTEM, model={model!r},"
         " family='popularity', staged_dir=d, metrics={'ndcg@5': 0.5})\n"
         f"    registry.promote(actor=SYSTEM, model={model!r}, version=v.version,"
-        " stage='production')\n"
+        " stage='production', reason='test promotion')\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=cli.env, capture_output=True, text=True

@@ -21,59 +21,16 @@ from core.db.tables import DriftResultRow, MonitorResultRow
 from core.errors import NotFound, PermissionDenied
 from core.metrics import health
 from core.monitoring import alerts, monitor
+from tests.fixtures.models import monitored_model
+from tests.fixtures.traffic import served_records
 from tests.fixtures.workers import ingest
 
 MINUTE = dt.timedelta(minutes=1)
 
 
-def _served(
-    users: np.ndarray,
-    at: list[dt.datetime],
-    *,
-    version: str,
-    variant: str = "production",
-    model: str = "recsys",
-) -> list[monitoring.PredictionRecord]:
-    """Log records of requests as the API writes them, with the lists it would return."""
-    from core.serving import predict
-
-    loaded = predict.load(model, version)
-    out = []
-    for i, (prefs, ts) in enumerate(zip(users, at, strict=True)):
-        mask = prefs > 0
-        items = predict.recommend_loaded(
-            loaded, prefs[None, :], mask[None, :], [40.4168], [-3.7038], 10
-        )[0]
-        out.append(
-            monitoring.PredictionRecord(
-                model=model,
-                version=version,
-                variant=variant,
-                ratings=prefs.tolist(),
-                k=10,
-                places=[r.place_id for r in items],
-                categories=[r.category for r in items],
-                scores=[r.score for r in items],
-                latency_ms=2.0,
-                predicted=loaded.model.predict(prefs[None, :], mask[None, :])[0].tolist(),
-                user_id=f"u{i}",
-                ts=ts,
-            )
-        )
-    return out
-
-
 @pytest.fixture
 def model(backend):
-    ds = ingest(backend.root, users=600)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM, name="recsys", settings={"monitor_window_minutes": 1, "monitor_min_rows": 50}
-    )
-    return version
+    return monitored_model(backend.root, users=600, window_minutes=1, min_rows=50).version
 
 
 def _minutes(start: dt.datetime, n: int, per: int) -> list[dt.datetime]:
@@ -93,7 +50,7 @@ def test_each_window_is_computed_once_with_too_small_ones_recorded(model) -> Non
     start = monitor.align(dt.datetime.now(dt.UTC), MINUTE) + MINUTE
     now = start + 5 * MINUTE
     times = _minutes(start, 3, 120) + _minutes(start + 3 * MINUTE, 1, 10)  # 4th: 10 rows
-    monitoring.write_batch(_served(_users(len(times), 3), times, version=model))
+    monitoring.write_batch(served_records(_users(len(times), 3), times, version=model))
     reports: list[monitor.RunReport] = []
     later = now + dt.timedelta(seconds=30)  # the last window has closed, grace included
     threads = [
@@ -127,8 +84,8 @@ def test_canary_is_judged_apart_and_drift_names_the_shifted_columns(model) -> No
     now = monitor.align(dt.datetime.now(dt.UTC), MINUTE)
     start = now - 2 * MINUTE
     times = _minutes(start, 1, 300)
-    records = _served(_users(300, 4), times, version=model)
-    shifted = _served(_users(300, 5, drift=True), times, version=model, variant="canary")
+    records = served_records(_users(300, 4), times, version=model)
+    shifted = served_records(_users(300, 5, drift=True), times, version=model, variant="canary")
     monitoring.write_batch(records + shifted)
     report = monitor.run_due(model="recsys")
     data = {r.variant: r for r in report.results if r.kind == "data"}
@@ -156,7 +113,7 @@ def test_current_window_is_provisional_then_replaced(model) -> None:
     now = dt.datetime.now(dt.UTC)
     current = monitor.align(now, MINUTE)
     times = [current + dt.timedelta(seconds=i * 0.05) for i in range(60)]
-    monitoring.write_batch(_served(_users(60, 6), times, version=model))
+    monitoring.write_batch(served_records(_users(60, 6), times, version=model))
     first = monitor.run_due(model="recsys", include_current=True, now=current + MINUTE / 2)
     assert {r.provisional for r in first.results} == {True}
     assert not first.alerts  # a provisional window raises nothing
@@ -174,14 +131,22 @@ def test_a_failing_model_does_not_stop_the_others_and_is_retried(model, backend)
     other = training.train(
         actor=SYSTEM, family="popularity", dataset=ds.label, model="other"
     ).version
-    registry.promote(actor=SYSTEM, model="other", version=other.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="other",
+        version=other.version,
+        stage="production",
+        reason="test promotion",
+    )
     registry.update_model(
         actor=SYSTEM, name="other", settings={"monitor_window_minutes": 1, "monitor_min_rows": 50}
     )
     start = monitor.align(dt.datetime.now(dt.UTC), MINUTE) - 2 * MINUTE
     times = _minutes(start, 1, 80)
-    monitoring.write_batch(_served(_users(80, 7), times, version=model))
-    monitoring.write_batch(_served(_users(80, 8), times, version=other.version, model="other"))
+    monitoring.write_batch(served_records(_users(80, 7), times, version=model))
+    monitoring.write_batch(
+        served_records(_users(80, 8), times, version=other.version, model="other")
+    )
     (backend.data / ds.path).write_text("tampered")  # its reference can no longer be read
     report = monitor.run_due()
     failed = [r for r in report.results if r.status == "failed"]
@@ -213,7 +178,7 @@ def test_catch_up_is_bounded_and_recomputation_is_queued(model, monkeypatch) -> 
     start = now - 30 * MINUTE
     later = now + dt.timedelta(seconds=30)  # the last window has closed, grace included
     times = _minutes(start, 30, 2)
-    monitoring.write_batch(_served(_users(60, 10), times, version=model))
+    monitoring.write_batch(served_records(_users(60, 10), times, version=model))
     first = monitor.run_due(model="recsys", max_windows=10, now=later)
     assert first.windows == 10
     assert min(r.window_start for r in first.results) == start  # oldest first
@@ -270,7 +235,9 @@ def test_health_gate_compares_the_canary_with_production(model, backend) -> None
     v2 = training.train(
         actor=SYSTEM, family="popularity", dataset=ds_label, model="recsys", seed=3
     ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=v2, stage="staging")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version=v2, stage="staging", reason="test promotion"
+    )
     ids = catalogue.load().place_ids.tolist()
     start = monitor.align(dt.datetime.now(dt.UTC), MINUTE) - 2 * MINUTE
     rng = np.random.default_rng(1)
@@ -302,7 +269,9 @@ def test_health_gate_compares_the_canary_with_production(model, backend) -> None
     assert not gates["health"]["passed"]
     assert gates["health"]["figures"]["coverage"]["candidate"] < 0.01
     with pytest.raises(GateFailed):
-        registry.promote(actor=SYSTEM, model="recsys", version=v2, stage="production")
+        registry.promote(
+            actor=SYSTEM, model="recsys", version=v2, stage="production", reason="test promotion"
+        )
     registry.update_model(actor=SYSTEM, name="recsys", settings={"health_gates": {"gini": 5.0}})
     gates = {g["name"]: g for g in registry.preview_gates("recsys", v2, "production")}
     assert gates["health"]["passed"], gates["health"]

@@ -102,7 +102,13 @@ def test_a_tampered_or_missing_object_is_refused_and_named(store) -> None:
         registry.verified_dir(v)
     assert artifacts.check(v.artifact_dir, v.files)[name] == "missing"
     with pytest.raises(CoreError):
-        registry.promote(actor=SYSTEM, model=v.model, version=v.version, stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model=v.model,
+            version=v.version,
+            stage="production",
+            reason="test promotion",
+        )
     assert registry.get_version(v.model, v.version).stage == "candidate"
 
 

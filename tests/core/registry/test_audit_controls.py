@@ -24,9 +24,13 @@ def test_whoever_approved_a_version_cannot_promote_it_past_the_audit_gate(backen
     gates = registry.preview_gates("recsys", "1.0.0", "production", actor=OLGA)
     assert not next(g for g in gates if g["name"] == "audit")["passed"]
     with pytest.raises(GateFailed, match="separation of duties"):
-        registry.promote(actor=OLGA, model="recsys", version="1.0.0", stage="production")
+        registry.promote(
+            actor=OLGA, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+        )
     assert registry.get_version("recsys", "1.0.0").stage == "candidate"
-    change = registry.promote(actor=OTTO, model="recsys", version="1.0.0", stage="production")
+    change = registry.promote(
+        actor=OTTO, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+    )
     audit_gate = next(g for g in change.gates if g["name"] == "audit")
     assert audit_gate["passed"] and "approved by olga" in audit_gate["detail"]
 

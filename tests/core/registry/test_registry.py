@@ -77,7 +77,13 @@ def test_tampered_or_missing_artifacts_are_refused(backend) -> None:
     with pytest.raises(ArtifactIntegrityError, match="model.joblib was modified"):
         registry.verified_dir(v)
     with pytest.raises(GateFailed, match="integrity gate"):
-        registry.promote(actor=SYSTEM, model="recsys", version="1.0.0", stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model="recsys",
+            version="1.0.0",
+            stage="production",
+            reason="test promotion",
+        )
     (folder / "model.joblib").unlink()
     with pytest.raises(ArtifactIntegrityError, match="model.joblib is missing"):
         registry.verified_dir(v)
@@ -111,11 +117,19 @@ def test_promote_archives_the_previous_holder_and_records_events(backend) -> Non
     assert change.displaced is not None and change.displaced.version == "1.0.0"
     assert registry.get_version("recsys").version == "1.1.0"
     assert registry.get_version("recsys", "1.0.0").stage == "archived"
-    registry.promote(actor=OPERATOR, model="recsys", version="1.2.0", stage="staging")
+    registry.promote(
+        actor=OPERATOR, model="recsys", version="1.2.0", stage="staging", reason="test promotion"
+    )
     m = registry.get_model("recsys")
     assert (m.production, m.staging) == ("1.1.0", "1.2.0")
     with pytest.raises(BadInput, match="already in staging"):
-        registry.promote(actor=OPERATOR, model="recsys", version="1.2.0", stage="staging")
+        registry.promote(
+            actor=OPERATOR,
+            model="recsys",
+            version="1.2.0",
+            stage="staging",
+            reason="test promotion",
+        )
     events = registry.timeline("recsys")
     assert events[0].action == "promote" and events[0].actor == "olga"
     assert {g["name"] for g in events[0].gates} == {"integrity"}
@@ -124,9 +138,17 @@ def test_promote_archives_the_previous_holder_and_records_events(backend) -> Non
 def test_metric_and_audit_gates_show_their_figures(backend) -> None:
     register_dummy(metrics={"ndcg@5": 0.60, "rmse": 0.9})
     register_dummy(metrics={"ndcg@5": 0.50, "rmse": 0.8})
-    registry.promote(actor=SYSTEM, model="recsys", version="1.0.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+    )
     with pytest.raises(GateFailed) as err:
-        registry.promote(actor=SYSTEM, model="recsys", version="1.1.0", stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model="recsys",
+            version="1.1.0",
+            stage="production",
+            reason="test promotion",
+        )
     metrics_gate = next(g for g in err.value.gates if g.name == "metrics")
     assert not metrics_gate.passed
     assert metrics_gate.figures["ndcg@5"]["production"] == 0.60
@@ -135,7 +157,13 @@ def test_metric_and_audit_gates_show_their_figures(backend) -> None:
     registry.update_model(actor=SYSTEM, name="recsys", require_audit=True)
     register_dummy(metrics={"ndcg@5": 0.70, "rmse": 0.8})
     with pytest.raises(GateFailed, match="no audit verdict"):
-        registry.promote(actor=SYSTEM, model="recsys", version="1.2.0", stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model="recsys",
+            version="1.2.0",
+            stage="production",
+            reason="test promotion",
+        )
     from core.registry import audit
 
     audit.record_verdict(
@@ -145,7 +173,9 @@ def test_metric_and_audit_gates_show_their_figures(backend) -> None:
         verdict="approve",
         comment="lists look right",
     )
-    change = registry.promote(actor=SYSTEM, model="recsys", version="1.2.0", stage="production")
+    change = registry.promote(
+        actor=SYSTEM, model="recsys", version="1.2.0", stage="production", reason="test promotion"
+    )
     assert [g["passed"] for g in change.gates] == [True, True, True]
 
 
@@ -153,11 +183,15 @@ def test_rollback_returns_the_previous_production_version(backend) -> None:
     for _ in range(3):
         register_dummy()
     with pytest.raises(BadInput, match="no production version"):
-        registry.rollback(actor=SYSTEM, model="recsys")
-    registry.promote(actor=SYSTEM, model="recsys", version="1.0.0", stage="production")
+        registry.rollback(actor=SYSTEM, model="recsys", reason="test rollback")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+    )
     with pytest.raises(BadInput, match="no earlier production version"):
-        registry.rollback(actor=SYSTEM, model="recsys")
-    registry.promote(actor=SYSTEM, model="recsys", version="1.2.0", stage="production")
+        registry.rollback(actor=SYSTEM, model="recsys", reason="test rollback")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.2.0", stage="production", reason="test promotion"
+    )
     change = registry.rollback(actor=OPERATOR, model="recsys", reason="bad lists")
     assert change.event.action == "rollback" and change.event.version == "1.0.0"
     assert change.displaced.version == "1.2.0"
@@ -170,15 +204,19 @@ def test_what_was_in_production_at_time_t(backend) -> None:
     register_dummy()
     t0 = dt.datetime.now(dt.UTC)
     time.sleep(0.02)
-    registry.promote(actor=SYSTEM, model="recsys", version="1.0.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+    )
     time.sleep(0.02)
     t1 = dt.datetime.now(dt.UTC)
     time.sleep(0.02)
-    registry.promote(actor=SYSTEM, model="recsys", version="1.1.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.1.0", stage="production", reason="test promotion"
+    )
     time.sleep(0.02)
     t2 = dt.datetime.now(dt.UTC)
     time.sleep(0.02)
-    registry.rollback(actor=SYSTEM, model="recsys")
+    registry.rollback(actor=SYSTEM, model="recsys", reason="test rollback")
     t3 = dt.datetime.now(dt.UTC)
     assert registry.production_at("recsys", t0) is None
     assert registry.production_at("recsys", t1) == "1.0.0"
@@ -193,7 +231,9 @@ def test_a_stale_view_is_refused(backend) -> None:
     register_dummy()
     register_dummy()
     seen = registry.get_model("recsys").stage_revision
-    registry.promote(actor=SYSTEM, model="recsys", version="1.0.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.0.0", stage="production", reason="test promotion"
+    )
     with pytest.raises(StageConflict, match="changed since you loaded them"):
         registry.promote(
             actor=SYSTEM,
@@ -201,6 +241,7 @@ def test_a_stale_view_is_refused(backend) -> None:
             version="1.1.0",
             stage="production",
             expected_revision=seen,
+            reason="test promotion",
         )
     with pytest.raises(StageConflict, match="is now production"):
         registry.promote(
@@ -209,6 +250,7 @@ def test_a_stale_view_is_refused(backend) -> None:
             version="1.0.0",
             stage="staging",
             expected_stage="candidate",
+            reason="test promotion",
         )
 
 
@@ -218,7 +260,11 @@ def test_roles_are_enforced_in_core(backend) -> None:
     for role in ("viewer", "auditor"):
         with pytest.raises(PermissionDenied, match=f"\\({role}\\) may not promote"):
             registry.promote(
-                actor=Actor("v", role), model="recsys", version="1.0.0", stage="production"
+                actor=Actor("v", role),
+                model="recsys",
+                version="1.0.0",
+                stage="production",
+                reason="test promotion",
             )
         with pytest.raises(PermissionDenied):
             register_dummy(actor=Actor("v", role))
@@ -230,7 +276,13 @@ def test_unknown_model_and_version_are_named(backend) -> None:
     with pytest.raises(NotFound, match="unknown model 'nope'"):
         registry.get_version("nope", "1.0.0")
     with pytest.raises(NotFound, match="has no version '9.9.9'"):
-        registry.promote(actor=SYSTEM, model="recsys", version="9.9.9", stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model="recsys",
+            version="9.9.9",
+            stage="production",
+            reason="test promotion",
+        )
     with pytest.raises(NotFound, match="has no production version"):
         registry.get_version("recsys")
 
@@ -253,7 +305,9 @@ def test_the_audit_log_is_append_only(backend) -> None:
 def test_list_versions_filters_and_paginates(backend) -> None:
     for i in range(7):
         register_dummy(model="alpha" if i % 2 else "beta", description=f"run {i}")
-    registry.promote(actor=SYSTEM, model="alpha", version="1.0.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="alpha", version="1.0.0", stage="production", reason="test promotion"
+    )
     page = registry.list_versions(page=1, page_size=3)
     assert (page.total, len(page.items), page.pages) == (7, 3, 3)
     assert page.items[0].description == "run 6"

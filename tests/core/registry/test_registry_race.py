@@ -26,7 +26,11 @@ OPS_PER_THREAD = 25
 def test_concurrent_promotions_and_rollbacks_keep_the_invariants(backend) -> None:
     versions = [register_dummy(metrics={}).version for _ in range(5)]
     registry.promote(
-        actor=Actor("seed", "operator"), model="recsys", version=versions[0], stage="production"
+        actor=Actor("seed", "operator"),
+        model="recsys",
+        version=versions[0],
+        stage="production",
+        reason="test promotion",
     )
     successes: Counter[str] = Counter()
     unexpected: list[BaseException] = []
@@ -51,6 +55,7 @@ def test_concurrent_promotions_and_rollbacks_keep_the_invariants(backend) -> Non
                         version=rng.choice(versions),
                         stage=op,
                         expected_revision=seen,
+                        reason="test promotion",
                     )
             except BadInput:
                 continue  # refused with a reason: stale view, already there, ...

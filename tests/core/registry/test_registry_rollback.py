@@ -24,7 +24,9 @@ def _three_in_production() -> None:
     for _ in range(3):
         register_dummy()
     for v in ("1.0.0", "1.1.0", "1.2.0"):
-        registry.promote(actor=SYSTEM, model="recsys", version=v, stage="production")
+        registry.promote(
+            actor=SYSTEM, model="recsys", version=v, stage="production", reason="test promotion"
+        )
 
 
 def test_a_second_rollback_never_restores_the_version_rolled_back_from(backend) -> None:
@@ -59,9 +61,13 @@ def test_an_explicit_earlier_target_is_allowed_but_never_a_rolled_back_one(backe
     for _ in range(4):
         register_dummy()
     for v in ("1.0.0", "1.1.0", "1.2.0"):
-        registry.promote(actor=SYSTEM, model="recsys", version=v, stage="production")
+        registry.promote(
+            actor=SYSTEM, model="recsys", version=v, stage="production", reason="test promotion"
+        )
     registry.rollback(actor=OPERATOR, model="recsys", reason="x")  # 1.2.0 -> 1.1.0
-    registry.promote(actor=SYSTEM, model="recsys", version="1.3.0", stage="production")
+    registry.promote(
+        actor=SYSTEM, model="recsys", version="1.3.0", stage="production", reason="test promotion"
+    )
     plan = registry.rollback_plan("recsys")
     assert (plan.current, plan.target, plan.choices) == ("1.3.0", "1.1.0", ("1.1.0", "1.0.0"))
     for version, message in [

@@ -16,7 +16,13 @@ def _run(policy: str, margin: float = 0.0) -> runs.RunInfo:
 
 def test_policies_move_a_version_only_as_far_as_allowed(backend, dataset: DatasetInfo) -> None:
     prod = register_dummy("recsys", dataset_id=dataset.id, metrics={"ndcg@5": 0.5, "rmse": 1.0})
-    registry.promote(actor=SYSTEM, model="recsys", version=prod.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="recsys",
+        version=prod.version,
+        stage="production",
+        reason="test promotion",
+    )
 
     new = register_dummy("recsys", metrics={"ndcg@5": 0.52, "rmse": 1.0})
     kept = policies.apply_policy(_run("candidate"), new)

@@ -76,7 +76,13 @@ def test_a_drift_episode_on_production_queues_one_retrain(backend, dataset: Data
     from core.monitoring import alerts
 
     prod = register_dummy("recsys", dataset_id=dataset.id)
-    registry.promote(actor=SYSTEM, model="recsys", version=prod.version, stage="production")
+    registry.promote(
+        actor=SYSTEM,
+        model="recsys",
+        version=prod.version,
+        stage="production",
+        reason="test promotion",
+    )
     candidate = register_dummy("recsys")
 
     def alert(kind: str, subject: str, version: str) -> None:

@@ -25,7 +25,9 @@ COLD = ("ratings given", "1–3 ratings (cold start)")
 def two_versions(sqlite_backend, monkeypatch):
     ref = ingest_generated(sqlite_backend.root, n=5000, seed=3)
     prod = training.train(actor=SYSTEM, family="svd", dataset=ref).version
-    registry.promote(actor=SYSTEM, model="svd", version=prod.version, stage="production")
+    registry.promote(
+        actor=SYSTEM, model="svd", version=prod.version, stage="production", reason="test promotion"
+    )
     monkeypatch.setattr(training, "family_class", lambda name: ColdStartBroken)
     cand = training.train(
         actor=SYSTEM, family="svd", dataset=ref, description="<script>alert(1)</script>"

@@ -14,8 +14,8 @@ from core.accounts.auth import SYSTEM
 from core.cli import main
 from core.db import utcnow
 from core.rollout import ab, ab_stats
+from tests.fixtures.models import dummy_experiment
 from tests.fixtures.traffic import ab_traffic
-from tests.helpers import register_dummy
 
 ALPHA = 0.05
 REPEATS = 500
@@ -92,16 +92,9 @@ def test_wilson_matches_the_closed_form():
     assert (lo, hi) == pytest.approx((centre - half, centre + half))
 
 
-
-
 @pytest.fixture
 def experiment(backend):
-    v1, v2 = register_dummy("m"), register_dummy("m", payload=b"other")
-    registry.promote(actor=SYSTEM, model="m", version=v1.version, stage="production")
-    registry.promote(actor=SYSTEM, model="m", version=v2.version, stage="staging")
-    # Clicks in these tests are recorded with their requests: none is still on its way.
-    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 0}})
-    return v1.version, v2.version
+    return dummy_experiment("m")
 
 
 def test_readout_json_follows_the_contract(experiment, capsys):

@@ -15,20 +15,15 @@ from core.cli import main
 from core.db import utcnow
 from core.errors import AlreadyExists, BadInput, PermissionDenied
 from core.monitoring import alerts
+from tests.fixtures.models import dummy_experiment
 from tests.fixtures.traffic import ab_traffic
-from tests.helpers import register_dummy
 
 LATER = dt.timedelta(hours=1)  # a "now" past every soak
 
 
 @pytest.fixture
 def staged(backend):
-    v1, v2 = register_dummy("m"), register_dummy("m", payload=b"other")
-    registry.promote(actor=SYSTEM, model="m", version=v1.version, stage="production")
-    registry.promote(actor=SYSTEM, model="m", version=v2.version, stage="staging")
-    # Clicks in these tests are recorded with their requests: none is still on its way.
-    registry.update_model(actor=SYSTEM, name="m", settings={"ab": {"click_delay_s": 0}})
-    return v1.version, v2.version
+    return dummy_experiment("m")
 
 
 def _start(**kwargs):

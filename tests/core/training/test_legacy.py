@@ -129,7 +129,13 @@ def test_a_file_dropped_beside_an_imported_model_is_an_integrity_failure(backend
         "scaler.save": "ok",
     }
     with pytest.raises(GateFailed, match=r"model\.keras"):
-        registry.promote(actor=SYSTEM, model=v.model, version=v.version, stage="production")
+        registry.promote(
+            actor=SYSTEM,
+            model=v.model,
+            version=v.version,
+            stage="production",
+            reason="test promotion",
+        )
     assert registry.get_version(v.model, v.version).stage == "candidate"
 
     # The loader itself takes the file the version lists, whatever else is on disk.

@@ -141,7 +141,9 @@ def test_unknown_dataset_and_role_are_refused(backend):
 def test_trained_versions_serve_and_tampering_is_refused(backend):
     ref = ingest_generated(backend.root, n=500)
     v = training.train(actor=SYSTEM, family="svd", dataset=ref).version
-    registry.promote(actor=SYSTEM, model="svd", version=v.version, stage="production")
+    registry.promote(
+        actor=SYSTEM, model="svd", version=v.version, stage="production", reason="test promotion"
+    )
     prefs = [0.0] * 29
     prefs[0] = 5
     items = predict.recommend("svd", None, prefs, lat=40.4168, lng=-3.7038, k=7)
