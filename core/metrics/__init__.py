@@ -1,1 +1,3 @@
-"""metrics"""
+"""Definitions every reader of a figure shares: which way a metric improves (direction) and
+the label-free recommendation health metrics (health). Free of the database.
+"""
