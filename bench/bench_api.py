@@ -1,6 +1,6 @@
 """API throughput and latency on loopback, driven from a second process.
 
-    .venv/bin/python bench/bench_api.py [--seconds 5] [--rounds 5] [--concurrency 8]
+    .venv/bin/python -m bench.bench_api [--seconds 5] [--rounds 5] [--concurrency 8]
 
 Starts ``python -m api`` (prediction logging on, SQLite registry) and a plain FastAPI app
 returning a constant on the same machine, then drives them in turn, round after round, with
@@ -9,7 +9,7 @@ a load-generator process (asyncio keep-alive connections) sending 1,000 differen
 Targets (issue 7): ≥ 1,000 requests/s, p99 ≤ 25 ms, and ≥ 50 % of the plain endpoint's
 throughput. It also checks that every successful response was logged.
 
-    .venv/bin/python bench/bench_api.py --shadow 0.1 [--rounds 6]
+    .venv/bin/python -m bench.bench_api --shadow 0.1 [--rounds 6]
 
 instead drives one API process whose model has a staging version, with shadow scoring
 (``api.shadow``) switched off and on (sampling 10 % of production's requests) in alternating
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, median, percentile, scratch_registry, table
+from bench.common import ROOT, median, percentile, scratch_registry, table
 
 WARMUP = 50  # requests per round before timing starts
 
@@ -370,13 +370,14 @@ def shadow_bench(args: argparse.Namespace) -> None:
 
 def drive_round(port: int, args: argparse.Namespace, env: dict[str, str]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--seconds", str(args.seconds)]
+        [sys.executable, "-m", "bench.bench_api", "--seconds", str(args.seconds)]
         + ["--concurrency", str(args.concurrency), "--client"]
         + [f"http://127.0.0.1:{port}/recommend", "bench-key", "x"],
         capture_output=True,
         text=True,
         check=True,
         env=env,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,6 @@
 """Start-up time of the command line: what a person waits for before ``--help`` answers.
 
-    .venv/bin/python bench/bench_cli_start.py [--runs 5]
+    .venv/bin/python -m bench.bench_cli_start [--runs 5]
 
 Starts ``python -m core`` afresh for each command (a new interpreter, as from a shell) and
 reports the median wall-clock time of ``--runs`` starts against the target of issue 20:
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from common import median, table
+from bench.common import median, table
 
 TARGET_S = 0.5
 COMMANDS = (

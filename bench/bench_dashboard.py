@@ -1,6 +1,6 @@
 """Every dashboard page's server-side run time on a registry at scale.
 
-    .venv/bin/python bench/bench_dashboard.py [--versions 1000] [--logs 1000000]
+    .venv/bin/python -m bench.bench_dashboard [--versions 1000] [--logs 1000000]
 
 On a scratch SQLite registry: one trained ``popularity`` version in production plus
 ``--versions`` − 1 more versions of the same model (its artifact folder registered again with
@@ -12,7 +12,7 @@ session: sign-in and Overview with every cache cold), and each page with its cac
 
 Targets (issue 4): ≤ 1 s warm for every page, ≤ 5 s for the first page after start.
 
-    .venv/bin/python bench/bench_dashboard.py --first-visits [--think 10] [--root DIR]
+    .venv/bin/python -m bench.bench_dashboard --first-visits [--think 10] [--root DIR]
 
 A real server instead (issue 22): ``streamlit run`` on the registry the environment names (the
 demo's, by default ``data/registry.db``; a scratch one with the test builders' versions when
@@ -32,8 +32,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_monitoring import MODEL, setup_model, signed_in_app, store_drift_results, write_logs
-from common import median, scratch_registry, table
+
+from bench.bench_monitoring import (
+    MODEL,
+    setup_model,
+    signed_in_app,
+    store_drift_results,
+    write_logs,
+)
+from bench.common import median, scratch_registry, table
 
 PAGES = {
     "Overview": "app_pages/overview.py",

@@ -1,6 +1,6 @@
 """Request explorer on a large prediction log: time per page with and without filters.
 
-    .venv/bin/python bench/bench_explorer.py [--rows 1000000]
+    .venv/bin/python -m bench.bench_explorer [--rows 1000000]
 
 Writes ``--rows`` generated prediction logs into a scratch SQLite registry (reporting the
 write rate), then times the first page, a deep page (keyset cursor half-way down), and
@@ -15,7 +15,8 @@ import datetime as dt
 import time
 
 import numpy as np
-from common import scratch_registry, table
+
+from bench.common import scratch_registry, table
 
 
 def main() -> None:

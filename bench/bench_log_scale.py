@@ -1,6 +1,6 @@
 """The prediction log at scale on PostgreSQL: COPY writes, pages, a day dropped, size on disk.
 
-    .venv/bin/python bench/bench_log_scale.py [--rows 20000000] [--days 30] [--batch 2000]
+    .venv/bin/python -m bench.bench_log_scale [--rows 20000000] [--days 30] [--batch 2000]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--keep]
 
 In a fresh schema of ``--database`` (dropped at the end unless ``--keep``): a production
@@ -23,7 +23,7 @@ import os
 import time
 import uuid
 
-from bench_monitoring import (
+from bench.bench_monitoring import (
     MODEL,
     page_renders,
     setup_model,
@@ -32,7 +32,7 @@ from bench_monitoring import (
     timed,
     write_logs,
 )
-from common import table
+from bench.common import table
 
 YEAR_AT_100_RPS = 100 * 365 * 86400
 APPLICATION = "planwise-bench-log-scale"  # names the benchmark's connections on the server

@@ -1,6 +1,6 @@
 """The monitoring job's cost: a day of hourly windows for many models over a large log.
 
-    .venv/bin/python bench/bench_monitor_job.py [--rows 1000000] [--models 20] [--hours 24]
+    .venv/bin/python -m bench.bench_monitor_job [--rows 1000000] [--models 20] [--hours 24]
 
 On a scratch registry (SQLite unless DATABASE_URL is set): ``--models`` popularity models in
 production, each with its training dataset, and ``--rows`` logged requests spread evenly over
@@ -21,7 +21,8 @@ import datetime as dt
 import time
 
 import numpy as np
-from common import scratch_registry, table
+
+from bench.common import scratch_registry, table
 
 POOL = 2000  # distinct served requests per model, reused: building records is not measured
 

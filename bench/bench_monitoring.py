@@ -1,6 +1,6 @@
 """Prediction-log writes, drift computation and the drift/monitoring pages at a year's scale.
 
-    .venv/bin/python bench/bench_monitoring.py [--logs 1000000] [--days 365] [--batch 2000]
+    .venv/bin/python -m bench.bench_monitoring [--logs 1000000] [--days 365] [--batch 2000]
 
 On a scratch SQLite registry: writes ``--logs`` prediction logs spread over the last ``--days``
 days (production, plus a 10 % canary for the second half), stores one data and one prediction
@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import ROOT, median, scratch_registry, table
+
+from bench.common import ROOT, median, scratch_registry, table
 
 MODEL = "recsys"
 USER, PASSWORD = "bench-operator", "bench-operator-password"

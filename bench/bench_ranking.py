@@ -1,6 +1,6 @@
 """Ranking speed on the real catalogue with the legacy model loaded.
 
-    .venv/bin/python bench/bench_ranking.py [--users 1000] [--reference-users 30]
+    .venv/bin/python -m bench.bench_ranking [--users 1000] [--reference-users 30]
 
 Targets (issue 3): single-user p50 ≤ 1 ms and p99 ≤ 5 ms, 1,000 users ≤ 0.5 s, and at least
 200× faster than the straightforward per-row implementation (tests/reference/planwise.py),
@@ -14,7 +14,8 @@ import time
 import warnings
 
 import numpy as np
-from common import ROOT, median, percentile, scratch_registry, table
+
+from bench.common import ROOT, median, percentile, scratch_registry, table
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Training time and peak memory per family on generated users.
 
-    .venv/bin/python bench/bench_training.py [--users 100000] [--families autoencoder,svd,...]
+    .venv/bin/python -m bench.bench_training [--users 100000] [--families autoencoder,svd,...]
 
 Each family trains in its own process (``train_one``), so its peak resident memory
 (``ru_maxrss``) is its own. Target (issue 3): the autoencoder on 100,000 users in ≤ 2 minutes
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, scratch_registry, table
+from bench.common import ROOT, scratch_registry, table
 
 FAMILIES = ("popularity", "svd", "embeddings", "autoencoder")
 
