@@ -184,6 +184,17 @@ TILE_URL = "https://a.basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png"
 TILE_ATTRIBUTION = "© OpenStreetMap contributors © CARTO"
 
 
+def _trace(tiles: bool, lat: Any, lng: Any, **style: Any) -> go.Scattermap | go.Scatter:
+    """One layer of :func:`places_map`, on a street map or on the plain plot.
+
+    Both draw the same marks; only the trace type differs, and with it the axes: a street map
+    takes ``lat``/``lon``, the plain plot puts longitude on x and latitude on y.
+    """
+    if tiles:
+        return go.Scattermap(lat=lat, lon=lng, **style)
+    return go.Scatter(x=lng, y=lat, **style)  # SVG: no WebGL, which software rendering makes slow
+
+
 def places_map(
     items: Sequence[Any],
     *,
@@ -216,52 +227,65 @@ def places_map(
     marker = {"size": 20, "color": colour, "line": {"width": 1, "color": "white"}}
     numbers = {"color": "white", "size": 11}
     radius_name = f"{radius_m / 1000:g} km radius"
+    span_lat = radius_m * 1.25 / 6_371_000 * 180 / np.pi
+    span_lng = span_lat / max(0.05, math.cos(math.radians(lat)))
     fig = go.Figure()
-    if tiles:
-        if background is not None:
-            fig.add_trace(
-                go.Scattermap(
-                    lat=background[0],
-                    lon=background[1],
-                    mode="markers",
-                    marker={"size": 4, "color": "#b0bec5", "opacity": 0.5},
-                    name="catalogue",
-                    hoverinfo="skip",
-                )
-            )
+    if background is not None:
+        blat, blng = np.asarray(background[0]), np.asarray(background[1])
+        if not tiles:  # the plain plot frames the user's surroundings: the rest is cut off
+            near = (np.abs(blat - lat) <= span_lat * 1.5) & (np.abs(blng - lng) <= span_lng * 1.5)
+            blat, blng = blat[near], blng[near]
         fig.add_trace(
-            go.Scattermap(
-                lat=ring_lat,
-                lon=ring_lng,
-                mode="lines",
-                line={"color": "#607d8b", "width": 1},
-                name=radius_name,
+            _trace(
+                tiles,
+                blat,
+                blng,
+                mode="markers",
+                marker={"size": 4, "color": "#b0bec5", "opacity": 0.5 if tiles else 0.7},
+                name="catalogue",
                 hoverinfo="skip",
             )
         )
-        fig.add_trace(
-            go.Scattermap(
-                lat=place_lat,
-                lon=place_lng,
-                mode="markers+text",
-                marker=marker,
-                text=labels,
-                textfont=numbers,
-                hovertext=hover,
-                hoverinfo="text",
-                name="places by rank",
-            )
-        )
-        fig.add_trace(
-            go.Scattermap(
-                lat=[lat],
-                lon=[lng],
-                mode="markers",
-                marker={"size": 14, "color": "black"},
-                name="user",
-                hoverinfo="name",
-            )
-        )
+    ring = _trace(
+        tiles,
+        ring_lat,
+        ring_lng,
+        mode="lines",
+        line={"color": "#607d8b", "width": 1},
+        name=radius_name,
+        hoverinfo="skip",
+    )
+    places = _trace(
+        tiles,
+        place_lat,
+        place_lng,
+        mode="markers+text",
+        marker=marker,
+        text=labels,
+        # The plain plot centres the numbers on their marks; a street map keeps its default.
+        **({} if tiles else {"textposition": "middle center"}),
+        textfont=numbers,
+        hovertext=hover,
+        hoverinfo="text",
+        name="places by rank",
+    )
+    user = _trace(
+        tiles,
+        [lat],
+        [lng],
+        mode="markers",
+        # Map symbols are icon names: the plain plot's "x" is not one of them.
+        marker={"size": 14, "color": "black"}
+        if tiles
+        else {"size": 14, "color": "black", "symbol": "x"},
+        name="user",
+        hoverinfo="name",
+    )
+    # Later traces draw on top: on a street map the user's mark covers the places, on the
+    # plain plot the numbered places cover it.
+    for trace in (ring, places, user) if tiles else (ring, user, places):
+        fig.add_trace(trace)
+    if tiles:
         fig.update_layout(
             map={
                 "style": OFFLINE_STYLE,
@@ -278,55 +302,6 @@ def places_map(
             }
         )
     else:
-        span_lat = radius_m * 1.25 / 6_371_000 * 180 / np.pi
-        span_lng = span_lat / max(0.05, math.cos(math.radians(lat)))
-        if background is not None:
-            blat, blng = np.asarray(background[0]), np.asarray(background[1])
-            near = (np.abs(blat - lat) <= span_lat * 1.5) & (np.abs(blng - lng) <= span_lng * 1.5)
-            fig.add_trace(
-                go.Scatter(  # SVG: no WebGL context, which software rendering makes slow
-                    x=blng[near],
-                    y=blat[near],
-                    mode="markers",
-                    marker={"size": 4, "color": "#b0bec5", "opacity": 0.7},
-                    name="catalogue",
-                    hoverinfo="skip",
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=ring_lng,
-                y=ring_lat,
-                mode="lines",
-                line={"color": "#607d8b", "width": 1},
-                name=radius_name,
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[lng],
-                y=[lat],
-                mode="markers",
-                marker={"size": 14, "color": "black", "symbol": "x"},
-                name="user",
-                hoverinfo="name",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=place_lng,
-                y=place_lat,
-                mode="markers+text",
-                marker=marker,
-                text=labels,
-                textposition="middle center",
-                textfont=numbers,
-                hovertext=hover,
-                hoverinfo="text",
-                name="places by rank",
-            )
-        )
         fig.update_xaxes(range=[lng - span_lng, lng + span_lng], visible=False, constrain="domain")
         fig.update_yaxes(
             range=[lat - span_lat, lat + span_lat],

@@ -2,7 +2,8 @@
 reference against current distributions, and Evidently's report on demand.
 
 The pages differ only in what they say (what the rows are, which reference, which tests), so
-they pass that text in and this module draws the rest from stored results.
+they pass that text in and :func:`page` does the rest: the sign-in, the model picker, the
+explanations shown while there is nothing to draw, and the results themselves.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from core.errors import CoreError
 from core.monitoring import drift, drift_store
 from core.monitoring.drift_store import DriftRecord
 from core.registry.entities import ModelInfo
-from dashboard import cache, monitor_charts, ui
+from dashboard import cache, monitor_charts, session, ui
 
 TOP = 6  # columns drawn by default: the most drifted of the latest result
+# How to get a model that serves traffic: the same advice on both pages while none is registered.
+GET_STARTED = (
+    "Bootstrap a demo with `python -m core demo`, or train and promote a model and replay "
+    "traffic through it with `python -m core simulate NAME`."
+)
 
 
 def _ranked(record: DriftRecord) -> list[str]:
@@ -49,7 +55,47 @@ def _keep(key: str, options: list, default: object) -> None:
         st.session_state[key] = default
 
 
-def show(
+def page(
+    *,
+    title: str,
+    kind: str,
+    prefix: str,
+    no_model: str,
+    no_result: Callable[[str], str],
+    describe_latest: Callable[[DriftRecord], str],
+    methods: str,
+    reference: Callable[[str], str] = str,
+) -> None:
+    """A whole drift page for results of one ``kind``; ``prefix`` starts its state keys.
+
+    ``no_model`` says what the page will show while no model is registered (:data:`GET_STARTED`
+    follows it); ``no_result``, given the chosen model's name, says it while that model has no
+    stored result of this kind yet, and how to get one: a first visit is never a blank page.
+    """
+    session.actor()
+    st.title(title)
+    models = cache.models()
+    if not models:
+        ui.empty_state(f"{no_model}\n\n{GET_STARTED}")
+        st.stop()
+    model = ui.pick_model(f"{prefix}_model", models)
+    records, frame = cache.monitoring.drift_history(model.name, kind)
+    if not records:
+        ui.empty_state(no_result(model.name))
+        st.stop()
+    _show(
+        kind=kind,
+        prefix=prefix,
+        model=model,
+        records=records,
+        frame=frame,
+        describe_latest=describe_latest,
+        methods=methods,
+        reference=reference,
+    )
+
+
+def _show(
     *,
     kind: str,
     prefix: str,

@@ -39,6 +39,31 @@ def _colour(variant: str, i: int) -> str:
     return VARIANT_COLOURS.get(variant, PALETTE[i % len(PALETTE)])
 
 
+def _limit_line(
+    fig: go.Figure,
+    y: float,
+    text: str,
+    *,
+    dash: str = "dash",
+    colour: str = DRIFTED,
+    position: str = "top left",
+    row: int | None = None,
+) -> None:
+    """A labelled horizontal limit (a threshold, an alert level), drawn alike on every figure.
+
+    ``row`` picks the panel of a figure with stacked panels; without it the line spans the
+    figure (Plotly's own default).
+    """
+    where = {} if row is None else {"row": row, "col": 1}
+    fig.add_hline(
+        y=y,
+        line={"dash": dash, "color": colour, "width": 1},
+        annotation_text=text,
+        annotation_position=position,
+        **where,
+    )
+
+
 # ------------------------------------------------------------------------ drift
 
 
@@ -83,22 +108,16 @@ def drift_over_time(
         row=1,
         col=1,
     )
-    fig.add_hline(
-        y=dataset_share,
-        line={"dash": "dash", "color": DRIFTED, "width": 1},
-        annotation_text=f"dataset drift ≥ {dataset_share:.0%}",
-        annotation_position="top left",
-        row=1,
-        col=1,
-    )
+    _limit_line(fig, dataset_share, f"dataset drift ≥ {dataset_share:.0%}", row=1)
     if alert_share is not None:
-        fig.add_hline(
-            y=alert_share,
-            line={"dash": "dot", "color": "#ef6c00", "width": 1},
-            annotation_text=f"alert ≥ {alert_share:.0%}",
-            annotation_position="bottom left",
+        _limit_line(
+            fig,
+            alert_share,
+            f"alert ≥ {alert_share:.0%}",
+            dash="dot",
+            colour="#ef6c00",
+            position="bottom left",
             row=1,
-            col=1,
         )
     columns = frame[frame["column"].isin(list(features))]
     for i, name in enumerate(features):
@@ -118,14 +137,7 @@ def drift_over_time(
             row=2,
             col=1,
         )
-    fig.add_hline(
-        y=threshold,
-        line={"dash": "dash", "color": DRIFTED, "width": 1},
-        annotation_text=f"threshold {threshold:g}",
-        annotation_position="top left",
-        row=2,
-        col=1,
-    )
+    _limit_line(fig, threshold, f"threshold {threshold:g}", row=2)
     if onset is not None:  # the start of the current episode, on both panels
         fig.add_vline(x=onset, line={"dash": "dot", "color": DRIFTED, "width": 1.5})
         fig.add_annotation(
@@ -247,12 +259,7 @@ def rate(frame: pd.DataFrame, column: str, title: str, *, limit: float | None = 
             )
         )
     if limit is not None:
-        fig.add_hline(
-            y=limit,
-            line={"dash": "dash", "color": DRIFTED, "width": 1},
-            annotation_text=f"alert ≥ {limit:.0%}",
-            annotation_position="top left",
-        )
+        _limit_line(fig, limit, f"alert ≥ {limit:.0%}")
     fig.update_yaxes(tickformat=".0%", title=None, rangemode="tozero")
     return _layout(fig, title=title)
 

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import CoreError
-from core.registry.entities import ModelInfo, StageEvent, VersionInfo
+from core.registry.entities import AuditVerdict, ModelInfo, StageEvent, VersionInfo
 
 STAGE_COLOURS = {
     "production": "green",
@@ -235,3 +235,25 @@ def stage_events(events: Sequence[StageEvent], *, key: str, with_version: bool =
         key=key,
         column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )
+
+
+def verdicts(
+    found: Sequence[AuditVerdict], *, with_sample: bool = False, key: str | None = None
+) -> None:
+    """A version's audit verdicts as a table, in the order ``core`` returns them.
+
+    The Models and Audit pages list the same verdicts; only the Audit page, where the sample is
+    reviewed, adds how many users each verdict's sample held.
+    """
+    rows = []
+    for a in found:
+        row: dict[str, Any] = {
+            "when": a.created_at,
+            "auditor": a.auditor,
+            "verdict": a.verdict,
+            "comment": a.comment,
+        }
+        if with_sample:
+            row["sample users"] = a.sample.get("users", "")
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key=key)

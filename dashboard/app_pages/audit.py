@@ -246,19 +246,4 @@ else:
 
 if history:
     with st.expander(f"All {len(history)} verdicts for this version"):
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "when": a.created_at,
-                        "auditor": a.auditor,
-                        "verdict": a.verdict,
-                        "comment": a.comment,
-                        "sample users": a.sample.get("users", ""),
-                    }
-                    for a in history
-                ]
-            ),
-            hide_index=True,
-            key="audit_history",
-        )
+        ui.verdicts(history, with_sample=True, key="audit_history")

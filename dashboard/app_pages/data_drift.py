@@ -9,35 +9,14 @@ Evidently's full report on demand. It reads stored results only, never the predi
 
 from __future__ import annotations
 
-import streamlit as st
-
 from core.monitoring import drift
 from core.monitoring.drift_store import DriftRecord
-from dashboard import cache, drift_view, session, ui
+from dashboard import drift_view, ui
 
-KIND = "data"
-P = "data_drift"  # prefix of this page's state keys
 
-session.actor()
-st.title("Data drift")
-
-models = cache.models()
-if not models:
-    ui.empty_state(
-        "No model is registered yet. For each model this page will show how the ratings of the "
-        "requests it serves drift away from its training data: the share of drifted columns "
-        "and each column's drift score over time, the columns of the latest result, reference "
-        "and current distributions side by side, and Evidently's full report.\n\n"
-        "Bootstrap a demo with `python -m core demo`, or train and promote a model and replay "
-        "traffic through it with `python -m core simulate NAME`."
-    )
-    st.stop()
-
-m = ui.pick_model(f"{P}_model", models)
-records, frame = cache.monitoring.drift_history(m.name, KIND)
-if not records:
-    ui.empty_state(
-        f"No data drift result for {ui.md(m.name)} yet. Each result compares the ratings of a "
+def _no_result(model: str) -> str:
+    return (
+        f"No data drift result for {ui.md(model)} yet. Each result compares the ratings of a "
         "window of logged requests with the training data of the version that served them; "
         "here you will see the share of drifted columns and each column's score over time, the "
         "columns of the latest result, reference against current distributions, and "
@@ -45,10 +24,9 @@ if not records:
         "The worker's monitoring job computes a result for every window of live traffic with "
         "enough requests once the window has ended (`python -m core monitor run --now` also "
         "computes the current one). To see it now, replay generated users through the "
-        f"production version: `python -m core simulate {m.name} --days 14 --drift-from-day 7` "
+        f"production version: `python -m core simulate {model} --days 14 --drift-from-day 7` "
         "(a summer episode from day 7 on)."
     )
-    st.stop()
 
 
 def _describe(latest: DriftRecord) -> str:
@@ -59,12 +37,17 @@ def _describe(latest: DriftRecord) -> str:
     )
 
 
-drift_view.show(
-    kind=KIND,
-    prefix=P,
-    model=m,
-    records=records,
-    frame=frame,
+drift_view.page(
+    title="Data drift",
+    kind="data",
+    prefix="data_drift",
+    no_model=(
+        "No model is registered yet. For each model this page will show how the ratings of the "
+        "requests it serves drift away from its training data: the share of drifted columns "
+        "and each column's drift score over time, the columns of the latest result, reference "
+        "and current distributions side by side, and Evidently's full report."
+    ),
+    no_result=_no_result,
     describe_latest=_describe,
     methods=(
         f"{drift.NUMERIC_METHOD}: Evidently's normed Wasserstein distance, pinned for every "

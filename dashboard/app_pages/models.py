@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -285,39 +286,30 @@ def _verdicts(v: VersionInfo) -> None:
     if not found:
         st.caption("No audit verdict yet. Auditors record one on the Audit page.")
         return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "when": a.created_at,
-                    "auditor": a.auditor,
-                    "verdict": a.verdict,
-                    "comment": a.comment,
-                }
-                for a in found
-            ]
-        ),
-        hide_index=True,
-    )
+    ui.verdicts(found)
 
+
+def _metadata(v: VersionInfo) -> None:
+    st.json(v.metadata, expanded=False)
+
+
+# Each tab's label beside what draws it, in the order the tabs appear.
+TABS: dict[str, Callable[[VersionInfo], None]] = {
+    "Overview": _overview,
+    "Lineage": _lineage,
+    "Artifacts": _artifacts,
+    "Training": _training,
+    "Stage history": _timeline,
+    "Audit": _verdicts,
+    "metadata.json": _metadata,
+}
 
 st.subheader(f"{ui.md(v.label)} {ui.badge(v.stage)}", anchor=False)
 tabs = st.tabs(
-    ["Overview", "Lineage", "Artifacts", "Training", "Stage history", "Audit", "metadata.json"],
+    list(TABS),
     key="models_tab",
     on_change="rerun",  # the open tab stays open from one version to the next
 )
-with tabs[0]:
-    _overview(v)
-with tabs[1]:
-    _lineage(v)
-with tabs[2]:
-    _artifacts(v)
-with tabs[3]:
-    _training(v)
-with tabs[4]:
-    _timeline(v)
-with tabs[5]:
-    _verdicts(v)
-with tabs[6]:
-    st.json(v.metadata, expanded=False)
+for tab, draw in zip(tabs, TABS.values(), strict=True):
+    with tab:
+        draw(v)

@@ -15,36 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import streamlit as st
-
 from core.monitoring import drift
 from core.monitoring.drift_store import DriftRecord
-from dashboard import cache, drift_view, session, ui
+from dashboard import drift_view, ui
 
-KIND = "prediction"
-P = "prediction_drift"  # prefix of this page's state keys
 
-session.actor()
-st.title("Prediction drift")
-
-models = cache.models()
-if not models:
-    ui.empty_state(
-        "No model is registered yet. For each model this page will show how its predictions "
-        "drift away from its predictions on the users its training held out: the share of drifted "
-        "columns and each predicted category score's drift over time, the columns of the "
-        "latest result, reference and current distributions side by side (including the top "
-        "predicted category), and Evidently's full report.\n\n"
-        "Bootstrap a demo with `python -m core demo`, or train and promote a model and replay "
-        "traffic through it with `python -m core simulate NAME`."
-    )
-    st.stop()
-
-m = ui.pick_model(f"{P}_model", models)
-records, frame = cache.monitoring.drift_history(m.name, KIND)
-if not records:
-    ui.empty_state(
-        f"No prediction drift result for {ui.md(m.name)} yet. Each result compares the "
+def _no_result(model: str) -> str:
+    return (
+        f"No prediction drift result for {ui.md(model)} yet. Each result compares the "
         "predicted category scores and the top predicted category of a window of logged "
         "predictions with the version's predictions on the users its training held out; here you "
         "will see the share of drifted columns and each column's score over time, the columns "
@@ -53,9 +31,8 @@ if not records:
         "The worker's monitoring job computes a result for every window of live traffic with "
         "enough requests, once the window has ended (`python -m core monitor run --now` computes "
         "the current one too). To see it now, replay generated users through the production "
-        f"version: `python -m core simulate {m.name} --days 14 --drift-from-day 7`."
+        f"version: `python -m core simulate {model} --days 14 --drift-from-day 7`."
     )
-    st.stop()
 
 
 def _reference(label: str) -> str:
@@ -80,12 +57,18 @@ def _describe(latest: DriftRecord) -> str:
     )
 
 
-drift_view.show(
-    kind=KIND,
-    prefix=P,
-    model=m,
-    records=records,
-    frame=frame,
+drift_view.page(
+    title="Prediction drift",
+    kind="prediction",
+    prefix="prediction_drift",
+    no_model=(
+        "No model is registered yet. For each model this page will show how its predictions "
+        "drift away from its predictions on the users its training held out: the share of drifted "
+        "columns and each predicted category score's drift over time, the columns of the "
+        "latest result, reference and current distributions side by side (including the top "
+        "predicted category), and Evidently's full report."
+    ),
+    no_result=_no_result,
     describe_latest=_describe,
     methods=(
         f"{drift.NUMERIC_METHOD}: Evidently's normed Wasserstein distance, pinned for every "
