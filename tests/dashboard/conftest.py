@@ -1,12 +1,15 @@
-"""AppTest fixtures: a registry with one account per role, empty or populated.
+"""AppTest fixtures: a registry with one account per role, empty, populated or with simulated
+traffic, and the helpers the page tests share.
 
 Pages run in this process, against the registry the fixtures point the environment at; the
-SQLite registries are copies of templates built once per session (see :class:`Templates`),
-the PostgreSQL ones are built afresh. Dashboard caches are cleared around every test.
+SQLite registries are copies of templates built once per session (see :class:`Templates` and
+:func:`monitor_template`), the PostgreSQL ones are built afresh. Dashboard caches are cleared
+around every test.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +19,21 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core import registry, training
+from core.accounts.auth import SYSTEM
 from core.config import reset_settings
+from core.data.generator import DriftEpisode
 from core.db import migrate
+from core.demo import simulate
 from tests.conftest import PROJECT_ROOT, RegistryEnv, make_env
-from tests.dashboard.builders import MODEL, PASSWORDS, Populated, create_accounts, populate
+from tests.dashboard.builders import (
+    MODEL,
+    PASSWORDS,
+    Populated,
+    create_accounts,
+    ingest_users,
+    populate,
+)
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 TIMEOUT = 30  # the machine running the suite may be busy
@@ -166,3 +180,126 @@ def assert_clean(at: AppTest) -> None:
 def plain(markdown: str) -> str:
     """Markdown text without the escapes the dashboard puts before punctuation."""
     return markdown.replace("\\", "")
+
+
+# ------------------------------------------------------------------------ simulated traffic
+# The monitoring pages (Data drift, Prediction drift, Monitoring) and the insight pages
+# (request explorer, slices and report) read a registry with logged traffic and drift results.
+
+MONITOR_PAGES = {
+    "data": "app_pages/data_drift.py",
+    "prediction": "app_pages/prediction_drift.py",
+    "monitoring": "app_pages/monitoring.py",
+}
+MONITOR_TITLES = {
+    "data": "Data drift",
+    "prediction": "Prediction drift",
+    "monitoring": "Monitoring",
+}
+QUIET = "popularity"  # in production, but no traffic
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    monkeypatch.delenv("DATABASE_SCHEMA", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def monitor_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A registry built once per session through ``core``, copied for each test.
+
+    A generated dataset, two trained ``svd`` versions of :data:`MODEL` (production and a 30 %
+    canary), :data:`QUIET` in production without traffic, and five simulated days with a
+    summer drift episode from day 3: the simulation runs once, and tests that write (a
+    report, a resolved alert) never see each other's changes.
+    """
+    root = tmp_path_factory.mktemp("monitor-registry")
+    env, _ = make_env("sqlite", root)
+    with pytest.MonkeyPatch.context() as mp:
+        _use(mp, env)
+        migrate.upgrade()
+        create_accounts()
+        ds = ingest_users(root, n=300)
+        params = {"impute_rounds": 3, "fold_in_rounds": 3}
+        first = training.train(
+            actor=SYSTEM, family="svd", dataset=ds.label, model=MODEL, params={"rank": 3, **params}
+        ).version.version
+        second = training.train(
+            actor=SYSTEM, family="svd", dataset=ds.label, model=MODEL, params={"rank": 5, **params}
+        ).version.version
+        registry.promote(
+            actor=SYSTEM, model=MODEL, version=first, stage="production", reason="test promotion"
+        )
+        registry.promote(
+            actor=SYSTEM, model=MODEL, version=second, stage="staging", reason="test promotion"
+        )
+        registry.update_model(
+            actor=SYSTEM,
+            name=MODEL,
+            canary_share=0.3,
+            # A hundred requests a day: judged by day (the monitoring job's window).
+            settings={"monitor_window_minutes": 24 * 60, "monitor_min_rows": 50},
+        )
+        quiet = training.train(
+            actor=SYSTEM, family="popularity", dataset=ds.label, model=QUIET
+        ).version.version
+        registry.promote(
+            actor=SYSTEM, model=QUIET, version=quiet, stage="production", reason="test promotion"
+        )
+        simulate.simulate(
+            actor=SYSTEM, model=MODEL, days=5, users_per_day=100, drift=DriftEpisode(3)
+        )
+    reset_settings()  # closes the engine, so the copies below are complete
+    yield root
+
+
+@pytest.fixture
+def simulated(
+    monitor_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A private copy of the simulated registry; dashboard caches start cold."""
+    root = tmp_path / "registry"
+    shutil.copytree(monitor_template, root)
+    env, _ = make_env("sqlite", root)
+    _use(monkeypatch, env)
+    st.cache_data.clear()
+    yield root
+    st.cache_data.clear()
+    reset_settings()
+
+
+def open_monitor_page(page: str, user: str = "victor", *, model: str = MODEL) -> AppTest:
+    """Sign in, open one of :data:`MONITOR_PAGES` and choose ``model`` where it asks for one."""
+    at = sign_in(user)
+    at.switch_page(MONITOR_PAGES[page]).run()
+    assert_clean(at)
+    assert at.title[0].value == MONITOR_TITLES[page]
+    if at.selectbox and at.selectbox[0].label == "Model" and at.selectbox[0].value != model:
+        at.selectbox[0].select(model).run()
+        assert_clean(at)
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    """The page's markdown, captions, info and success boxes as one string, without escapes."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    return " ".join(parts).replace("\\", "")
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures by widget key, as the browser receives them."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        figure = json.loads(element.proto.spec)
+        out[element.proto.id] = figure
+    return out
+
+
+def chart_figure(at: AppTest, key: str) -> dict:
+    """The one Plotly figure whose widget key contains ``key``."""
+    found = [f for k, f in charts(at).items() if key in k]
+    assert len(found) == 1, list(charts(at))
+    return found[0]

@@ -1,34 +1,20 @@
-"""The prediction log, its rollups, alerts and the traffic simulator, on SQLite and Postgres."""
+"""The prediction log and its rollups, on SQLite and Postgres: writes, hourly and daily
+traffic, latency percentiles, feedback, windows, request ids, and the resource samples
+bucketed the same way."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core import monitoring, registry, training
-from core.accounts.auth import SYSTEM, Actor
-from core.config import reset_settings
-from core.data import datasets
+from core import monitoring
 from core.data.categories import CATEGORIES
-from core.data.generator import DriftEpisode, generate_users
 from core.db.tables import LATENCY_EDGES_MS, N_LATENCY_BINS
-from core.demo import simulate
-from core.errors import BadInput, NotFound, PermissionDenied
-from core.monitoring import alerts, drift_store
+from core.errors import BadInput, NotFound
 from tests.fixtures.predictions import T0, rec
-
-OPERATOR = Actor("olga", "operator")
-VIEWER = Actor("victor", "viewer")
-
-
-
 
 # ------------------------------------------------------------------------ the log and rollups
 
@@ -213,232 +199,6 @@ def test_windows_skip_errors_and_thin_large_windows_by_id(backend) -> None:
     ratings = monitoring.ratings_of(thinned)
     assert list(ratings.columns) == list(CATEGORIES) and len(ratings) == len(thinned)
     assert monitoring.window("recsys", end, end + dt.timedelta(hours=1)).empty
-
-
-# ------------------------------------------------------------------------ alerts
-
-
-def test_drift_alerts_are_raised_once_per_open_condition(backend) -> None:
-    columns = {
-        "beaches": {"drifted": True, "method": "wasserstein", "score": 0.8, "threshold": 0.1},
-        "museums": {"drifted": True, "method": "wasserstein", "score": 0.12, "threshold": 0.1},
-        "zoo": {"drifted": False, "method": "wasserstein", "score": 0.01, "threshold": 0.1},
-    }
-    raised = alerts.check_drift(
-        model="recsys", version="1.0.0", kind="data", drift_share=0.6, columns=columns
-    )
-    assert sorted((a.kind, a.subject, a.severity) for a in raised) == [
-        ("drift_share", "data", "critical"),
-        ("feature_drift", "data:beaches", "warning"),
-    ]
-    again = alerts.check_drift(
-        model="recsys", version="1.0.0", kind="data", drift_share=0.7, columns=columns
-    )
-    assert again == []
-    assert len(alerts.list_alerts("recsys")) == 2
-    # Predictions move together when inputs move: one share alert, no per-column ones.
-    predicted = alerts.check_drift(
-        model="recsys", version=None, kind="prediction", drift_share=0.4, columns=columns
-    )
-    assert [(a.kind, a.subject, a.severity) for a in predicted] == [
-        ("drift_share", "prediction", "warning")
-    ]
-    calm = alerts.check_drift(
-        model="other", version=None, kind="data", drift_share=0.1, columns={"zoo": columns["zoo"]}
-    )
-    assert calm == [] and alerts.list_alerts("other") == []
-
-
-def test_resolving_needs_an_operator_and_reopens_the_condition(backend) -> None:
-    alert = alerts.raise_alert(
-        model="recsys",
-        version=None,
-        kind="error_rate",
-        subject="",
-        value=0.2,
-        threshold=0.05,
-        message="recsys: 20% failed",
-    )
-    assert alert is not None and alert.status == "open"
-    with pytest.raises(PermissionDenied, match="may not resolve alerts"):
-        alerts.resolve(actor=VIEWER, alert_id=alert.id)
-    assert alerts.list_alerts()[0].status == "open"
-    done = alerts.resolve(actor=OPERATOR, alert_id=alert.id)
-    assert (done.status, done.resolved_by) == ("resolved", "olga")
-    assert done.resolved_at is not None
-    with pytest.raises(BadInput, match="already resolved"):
-        alerts.resolve(actor=OPERATOR, alert_id=alert.id)
-    with pytest.raises(NotFound):
-        alerts.resolve(actor=OPERATOR, alert_id=alert.id + 100)
-    assert alerts.list_alerts() == []
-    assert [a.id for a in alerts.list_alerts(status=None)] == [alert.id]
-    # The condition comes back: a new alert, the resolved one is kept as it was.
-    new = alerts.raise_alert(
-        model="recsys",
-        version=None,
-        kind="error_rate",
-        subject="",
-        value=0.3,
-        threshold=0.05,
-        message="again",
-    )
-    assert new is not None and new.id != alert.id
-    assert alerts.list_alerts(status="resolved")[0].resolved_by == "olga"
-    with pytest.raises(BadInput, match="unknown alert kind"):
-        alerts.raise_alert(
-            model="recsys", version=None, kind="mood", subject="", value=1, threshold=0, message=""
-        )
-
-
-def _last_hour_conditions(model: str, now: dt.datetime) -> list[alerts.Condition]:
-    """The traffic conditions of the last hour's figures against the model's thresholds."""
-    s = monitoring.summary(model, hours=1, until=now)
-    figures = alerts.TrafficFigures(s.requests, s.error_rate, s.latency_p99_ms, s.click_through)
-    return alerts.traffic_conditions(
-        alerts.thresholds(model), model=model, figures=figures, span="in the last 1 h"
-    )
-
-
-def test_traffic_alerts_and_per_model_thresholds(backend, tmp_path: Path) -> None:
-    now = T0 + dt.timedelta(hours=5)
-    recent = now - dt.timedelta(minutes=30)
-    monitoring.write_batch(
-        [rec(recent, latency=400.0) for _ in range(54)]
-        + [rec(recent, error="boom") for _ in range(6)]
-    )
-    conditions = _last_hour_conditions("recsys", now)
-    raised = alerts.raise_all(model="recsys", version=None, conditions=conditions)
-    assert sorted(a.kind for a in raised) == ["error_rate", "latency_p99_ms"]
-    assert alerts.raise_all(model="recsys", version=None, conditions=conditions) == []  # still open
-    # Too few requests to judge a rate.
-    monitoring.write_batch([rec(recent, model="tiny", error="boom") for _ in range(10)])
-    tiny = _last_hour_conditions("tiny", now)
-    assert alerts.raise_all(model="tiny", version=None, conditions=tiny) == []
-
-    users = tmp_path / "users.csv"
-    generate_users(60, seed=1).to_csv(users, index=False)
-    datasets.ingest(users, name="madrid", actor=SYSTEM)
-    registry.create_model(
-        actor=SYSTEM, name="calm", family="popularity", settings={"alerts": {"drift_share": 0.9}}
-    )
-    assert alerts.thresholds("calm")["drift_share"] == 0.9
-    share_only = {"zoo": {"drifted": True, "method": "wasserstein", "score": 0.2}}
-    assert (
-        alerts.check_drift(
-            model="calm", version=None, kind="data", drift_share=0.6, columns=share_only
-        )
-        == []
-    )
-    registry.update_model(actor=SYSTEM, name="calm", settings={"alerts": {"typo": 1}})
-    with pytest.raises(BadInput, match="unknown alert thresholds"):
-        alerts.thresholds("calm")
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_the_webhook_gets_each_new_alert_and_its_failure_keeps_the_alert(
-    sqlite_backend, monkeypatch
-) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
-        reset_settings()
-        (sent,) = alerts.check_drift(
-            model="recsys", version="1.0.0", kind="prediction", drift_share=0.5, columns={}
-        )
-        assert sent.webhook == "sent: HTTP 204"
-        assert _Hook.received[-1]["id"] == sent.id
-        assert _Hook.received[-1]["kind"] == "drift_share"
-    finally:
-        server.shutdown()
-        server.server_close()
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/gone")
-    reset_settings()
-    (failed,) = alerts.check_drift(
-        model="recsys", version="1.0.0", kind="data", drift_share=0.5, columns={}
-    )
-    assert failed.webhook is not None and failed.webhook.startswith("failed:")
-    stored = {a.id: a for a in alerts.list_alerts()}
-    assert stored[failed.id].webhook == failed.webhook
-
-
-# ------------------------------------------------------------------------ the simulator
-
-
-def test_simulated_traffic_leaves_logs_drift_results_and_alerts(backend, tmp_path: Path) -> None:
-    users = tmp_path / "users.csv"
-    generate_users(300, seed=1).to_csv(users, index=False)
-    ds = datasets.ingest(users, name="madrid", actor=SYSTEM)
-    version = training.train(
-        actor=SYSTEM, family="popularity", dataset=ds.label, model="recsys"
-    ).version.version
-    registry.promote(actor=SYSTEM, model="recsys", version=version, stage="production")
-    registry.update_model(
-        actor=SYSTEM,
-        name="recsys",
-        settings={"monitor_window_minutes": 1440, "monitor_min_rows": 50},
-    )
-    with pytest.raises(PermissionDenied):
-        simulate.simulate(actor=VIEWER, model="recsys", days=1)
-    with pytest.raises(BadInput, match="at least 1"):
-        simulate.simulate(actor=OPERATOR, model="recsys", days=0)
-
-    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-    steps: list[float] = []
-    report = simulate.simulate(
-        actor=OPERATOR,
-        model="recsys",
-        days=5,
-        users_per_day=300,
-        start=start,
-        drift=DriftEpisode(3),
-        progress=lambda share, _: steps.append(share),
-    )
-    assert steps[-1] == 1.0
-    assert report.requests == 1500 == monitoring.count_logs("recsys")
-    assert 0 < report.errors < 60 and report.clicks > 0
-    end = start + dt.timedelta(days=5)
-    daily = monitoring.traffic("recsys", since=start, until=end, bucket_hours=24)
-    assert [b.requests for b in daily] == [300] * 5
-    assert sum(b.errors for b in daily) == report.errors
-    assert sum(b.clicks for b in daily) == report.clicks
-
-    data = drift_store.history("recsys", "data")
-    prediction = drift_store.history("recsys", "prediction")
-    # Computed by the monitoring job from the log, by day (the model's window), with a
-    # prediction reference from the first day (the version's validation users).
-    assert report.drift_results == len(data) + len(prediction) == 5 + 5
-    assert [r.window_start for r in data] == [start + dt.timedelta(days=d) for d in range(5)]
-    assert [r.window_start for r in prediction] == [r.window_start for r in data]
-    assert all(r.version == version and r.reference == ds.label for r in data)
-    for r in data[3:]:  # the summer episode
-        assert {"beaches", "swimming pools"} <= set(r.drifted_columns)
-        assert r.columns["beaches"]["score"] > 0.3
-    assert all(r.columns["beaches"]["score"] < 0.3 for r in data[:3])
-    assert all(r.reference.startswith(f"recsys@{version} on ") for r in prediction)
-    assert len(report.drifted_days) == 2
-    # The episode's onset: the first window of the latest unbroken run of drifted windows.
-    limits = alerts.thresholds("recsys")
-    assert drift_store.onset(data, limits) == start + dt.timedelta(days=3)
-    assert drift_store.onset(data[:3], limits) is None
-
-    opened = alerts.list_alerts("recsys")
-    assert report.alerts == len(opened)
-    subjects = {(a.kind, a.subject) for a in opened}
-    assert {("feature_drift", "data:beaches"), ("feature_drift", "data:swimming pools")} <= subjects
 
 
 def test_resource_usage_buckets_per_process_and_prune_keeps_the_recent(backend) -> None:
