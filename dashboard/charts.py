@@ -224,7 +224,10 @@ def places_map(
     ring_lat, ring_lng = _circle(lat, lng, radius_m)
     place_lat = [float(r.lat) for r in items]
     place_lng = [float(r.lng) for r in items]
-    marker = {"size": 20, "color": colour, "line": {"width": 1, "color": "white"}}
+    # A street map's markers take no outline (plotly refuses ``line`` on them).
+    marker = {"size": 20, "color": colour}
+    if not tiles:
+        marker["line"] = {"width": 1, "color": "white"}
     numbers = {"color": "white", "size": 11}
     radius_name = f"{radius_m / 1000:g} km radius"
     span_lat = radius_m * 1.25 / 6_371_000 * 180 / np.pi
