@@ -183,7 +183,7 @@ def test_tokens_are_hashed_scoped_and_revoked_at_once(manage: Manage) -> None:
 
     # Without a reason the promotion is refused by core's rule, as on every interface.
     bare = manage.post("/models/recs/versions/1.0.0/promote", ci, json={"stage": "production"})
-    assert bare.status_code == 400 and "give a reason for the promotion" in bare.json()["detail"]
+    assert bare.status_code == 422 and "give a reason for the promotion" in bare.json()["detail"]
 
     listed = json.loads(manage.cli("tokens", "list", "--json").stdout)
     token_id = next(t["id"] for t in listed if t["user"] == "ci" and t["role"] == "operator")
