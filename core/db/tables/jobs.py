@@ -21,11 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db.engine import Base, UTCDateTime, utcnow
 
 TRIGGERS = ("schedule", "drift", "manual")
-
-
 STATUSES = ("queued", "running", "succeeded", "failed")
-
-
 POLICIES = ("candidate", "staging", "production")
 
 
@@ -71,8 +67,6 @@ class RunRow(Base):
 
 
 DEFAULT_METRIC = "ndcg@5"
-
-
 DEFAULT_DRIFT_COOLDOWN_S = 6 * 3600
 
 
