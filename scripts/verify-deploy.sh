@@ -75,7 +75,8 @@ say "checking the serving image holds no TensorFlow"
 docker run --rm -e PYTHONWARNINGS=ignore "planwise-serving:$IMAGE_TAG" sh -c 'python -c "$0" 2>/tmp/err || { cat /tmp/err >&2; exit 1; }' '
 import importlib.util, sys
 # what the API and the dashboard load (the pages run on import: the dashboard stack runs them)
-import api.app, core.serving.predict, dashboard.cache, dashboard.charts, dashboard.monitor_cache
+import api.app, core.serving.predict, dashboard.cache, dashboard.charts
+import dashboard.cache.monitoring, dashboard.cache.insight, dashboard.cache.rollout
 assert importlib.util.find_spec("tensorflow") is None, "tensorflow is installed"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
 assert not loaded, loaded
