@@ -87,12 +87,6 @@ def _warm(timings: dict[str, float]) -> None:
         finally:
             timings[name] = time.perf_counter() - t
 
-    def imports() -> None:
-        import importlib
-
-        for module in MODULES:
-            importlib.import_module(module)
-
     def catalogue() -> None:
         from core.data import catalogue
         from core.serving import predict
@@ -102,20 +96,21 @@ def _warm(timings: dict[str, float]) -> None:
         catch_all_categories()
         predict.warm_up()
 
-    def monitoring_pages() -> None:
-        import importlib
-
-        for module in MONITORING_MODULES:
-            importlib.import_module(module)
-
-    step("imports", imports)
+    step("imports", lambda: _import_all(MODULES))
     step("catalogue and compiled code", catalogue)
     try:
         step("views", _warm_views)
-        step("monitoring pages", monitoring_pages)
+        step("monitoring pages", lambda: _import_all(MONITORING_MODULES))
     finally:
         timings["total"] = time.perf_counter() - start
         log.info("dashboard warm-up done in %.1f s", timings["total"])
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
 
 
 def _warm_views() -> None:
