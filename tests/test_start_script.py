@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,15 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.fixtures.api import free_port
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> bytes | None:
@@ -39,7 +33,7 @@ def _get(url: str) -> bytes | None:
 
 
 def _start(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, api_port = _free_port(), _free_port()
+    port, api_port = free_port(), free_port()
     env = dict(
         os.environ,
         DATABASE_URL=f"sqlite:///{tmp / 'registry.db'}",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from pathlib import Path
 
 from core.accounts import auth
 from tests.conftest import PROJECT_ROOT
+from tests.fixtures.api import free_port
 
 PASSWORD = re.compile(r"created user 'admin' with one-time password: (\S+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_api_started_first_prints_the_one_time_password(sqlite_backend, tmp_path: Path) -> None:
@@ -32,7 +26,7 @@ def test_api_started_first_prints_the_one_time_password(sqlite_backend, tmp_path
     env.pop("DATABASE_SCHEMA", None)
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(_free_port())],
+            [sys.executable, "-m", "api", "--port", str(free_port())],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, RegistryEnv
 from tests.dashboard.builders import Populated, create_accounts, populate
+from tests.fixtures.api import free_port
 
 START_TIMEOUT = 60.0
 ASSERT_TIMEOUT_MS = 30_000
@@ -33,12 +33,6 @@ class Server:
     registry: RegistryEnv
     populated: Populated
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -75,7 +69,7 @@ def server(sqlite_backend: RegistryEnv, tmp_path: Path) -> Iterator[Server]:
     """``streamlit run dashboard/app.py`` on a free port, over a freshly populated registry."""
     create_accounts()
     populated = populate(tmp_path)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "streamlit.log"
     env = {**os.environ, **sqlite_backend.env, "PYTHONUNBUFFERED": "1"}

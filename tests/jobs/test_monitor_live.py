@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from core.db.tables import DriftResultRow, MonitorResultRow
 from core.monitoring import alerts, monitor
 from core.retraining import runs, schedules
 from tests.conftest import PROJECT_ROOT
+from tests.fixtures.api import free_port
 from tests.fixtures.models import monitored_model
 from tests.fixtures.traffic import served_records
 from tests.fixtures.workers import Workers, wait_for
@@ -41,12 +41,6 @@ from tests.fixtures.workers import Workers, wait_for
 KEY = "monitor-key"
 WINDOW_MIN = 0.25  # 15-second windows keep the test short; the job is the same at 60 minutes
 DRIFT_KINDS = ("drift_share", "feature_drift")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Traffic:
@@ -89,7 +83,7 @@ def _users(n: int, seed: int, *, shifted: bool) -> np.ndarray:
 
 @pytest.fixture
 def api(backend, workers: Workers) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**workers.env, "API_KEYS": KEY, "API_MODEL": "recsys"}
     log = backend.root / "api.log"
     with open(log, "wb") as fh:
