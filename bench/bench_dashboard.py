@@ -188,16 +188,9 @@ def first_visits(think: float, root: Path) -> list[list[object]]:
 
     bootstrap.ensure_ready()
     if not registry.list_models():
-        from core.accounts import auth
-        from core.accounts.auth import SYSTEM
-        from tests.dashboard.builders import PASSWORDS, ROLES, populate
+        from tests.dashboard.builders import create_accounts, populate
 
-        existing = {u.username for u in auth.list_users(actor=SYSTEM)}  # the first admin may exist
-        for username, role in ROLES.items():
-            if username not in existing:
-                auth.create_user(
-                    actor=SYSTEM, username=username, password=PASSWORDS[username], role=role
-                )
+        create_accounts(missing_only=True)  # the first admin may exist already
         populate(Path(tempfile.mkdtemp(prefix="planwise-bench-")))
     _bench_account()
     with socket.socket() as sock:

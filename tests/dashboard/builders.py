@@ -36,9 +36,15 @@ LENIENT_GATES = {
 BASELINE_DESCRIPTION = "popularity baseline <b>by category</b> [link](http://example.com)"
 
 
-def create_accounts() -> None:
+def create_accounts(*, missing_only: bool = False) -> None:
+    """The test accounts; ``missing_only`` keeps those that exist (a registry whose first
+    admin the bootstrap made, as the page benchmark's)."""
+    existing = {u.username for u in auth.list_users(actor=SYSTEM)} if missing_only else set()
     for username, role in ROLES.items():
-        auth.create_user(actor=SYSTEM, username=username, password=PASSWORDS[username], role=role)
+        if username not in existing:
+            auth.create_user(
+                actor=SYSTEM, username=username, password=PASSWORDS[username], role=role
+            )
 
 
 def ingest_users(tmp: Path, *, n: int = 300, seed: int = 1, name: str = "madrid") -> DatasetInfo:
