@@ -1,12 +1,13 @@
 """The prediction log at scale on PostgreSQL: COPY writes, pages, a day dropped, size on disk.
 
-    .venv/bin/python -m bench.bench_log_scale [--rows 20000000] [--days 30] [--batch 2000]
+    .venv/bin/python -m bench.bench_log_scale [--rows 20000000] [--days 30] [--batch 10000]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--keep]
 
 In a fresh schema of ``--database`` (dropped at the end unless ``--keep``): a production
 ``popularity`` version, ``--rows`` logged requests spread over the last ``--days`` days
 (written through ``monitoring.write_batch``, i.e. COPY into the daily partitions, in batches of
-``--batch`` as the API's logger sends them; only the time inside ``write_batch`` is counted),
+``--batch`` as the API's logger sends them under load; only the time inside ``write_batch`` is
+counted),
 a data and a prediction drift result per day; then the Monitoring, Request explorer and drift
 pages rendered under AppTest (cold and warm), the monitoring job's read of one hour's window,
 the drop of the oldest day's partition, and the bytes per row on disk with what a year at
@@ -23,6 +24,7 @@ import os
 import time
 import uuid
 
+from api.logger import BATCH
 from bench.bench_monitoring import (
     MODEL,
     page_renders,
@@ -105,7 +107,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=2000, help="records per write_batch call")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH,
+        help=f"records per write_batch call (default: the API logger's largest, {BATCH:,})",
+    )
     parser.add_argument(
         "--database",
         default=os.environ.get(

@@ -179,9 +179,7 @@ def raise_alert(
     return None if alert is None else notify(alert)
 
 
-def raise_all(
-    *, model: str, version: str | None, conditions: list[Condition]
-) -> list[Alert]:
+def raise_all(*, model: str, version: str | None, conditions: list[Condition]) -> list[Alert]:
     """Record each condition that is not open already, in one transaction; the new alerts
     (webhooks sent after the commit)."""
     with transaction() as s:

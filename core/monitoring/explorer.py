@@ -229,4 +229,3 @@ def export_csv(flt: RequestFilter, *, limit: int = 100_000, chunk: int = 5000) -
         yield buf.getvalue()
         sent += len(values)
         before = last
-

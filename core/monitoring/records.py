@@ -150,3 +150,15 @@ def hour_of(ts: dt.datetime) -> int:
 
 def latency_bin(ms: float) -> int:
     return bisect.bisect_left(LATENCY_EDGES_MS, ms)
+
+
+def latency_bins(ms: np.ndarray) -> np.ndarray:
+    """:func:`latency_bin` of every value at once (NaN, which no bin holds, in the first as
+    ``bisect`` puts it)."""
+    return np.where(np.isnan(ms), 0, np.searchsorted(LATENCY_EDGES_MS, ms, side="left"))
+
+
+def hours_of(stamps: Sequence[dt.datetime]) -> np.ndarray:
+    """:func:`hour_of` of every timestamp at once."""
+    seconds = np.fromiter(map(dt.datetime.timestamp, stamps), np.float64, count=len(stamps))
+    return np.floor_divide(seconds, 3600).astype(np.int64)

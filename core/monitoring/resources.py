@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-
-
 def rss_mb() -> float:
     """Current resident memory of this process in MB."""
     try:

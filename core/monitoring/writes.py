@@ -14,10 +14,11 @@ import datetime as dt
 import itertools
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import String, Table, func, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
@@ -37,14 +38,42 @@ from core.monitoring.records import (
     VARIANTS,
     PredictionRecord,
     hour_of,
-    latency_bin,
+    hours_of,
+    latency_bins,
 )
 
+RollupKey = tuple[int, str, str, str]  # hour, model, version, variant
 
-def _rollup_deltas(records: Iterable[PredictionRecord]) -> dict[tuple[int, str, str, str], dict]:
-    deltas: dict[tuple[int, str, str, str], dict[str, Any]] = {}
-    for r in records:
-        key = (hour_of(r.ts), r.model, r.version, r.variant)
+
+def _rollup_deltas(
+    records: Sequence[PredictionRecord], into: dict[RollupKey, dict[str, Any]] | None = None
+) -> dict[RollupKey, dict[str, Any]]:
+    """What ``records`` add to each hourly rollup (added to ``into`` when given): counted with
+    NumPy a column at a time, since a Python loop over the records cost the writer as much as
+    encoding them."""
+    deltas: dict[RollupKey, dict[str, Any]] = {} if into is None else into
+    if not records:
+        return deltas
+    keys = list(
+        zip(
+            hours_of([r.ts for r in records]).tolist(),
+            [r.model for r in records],
+            [r.version for r in records],
+            [r.variant for r in records],
+            strict=True,
+        )
+    )
+    index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    codes = np.fromiter(map(index.__getitem__, keys), np.int64, count=len(keys))
+    latency = np.fromiter((r.latency_ms for r in records), np.float64, count=len(records))
+    failed = np.fromiter((r.error is not None for r in records), np.int64, count=len(records))
+    groups = len(index)
+    requests = np.bincount(codes, minlength=groups)
+    errors = np.bincount(codes, weights=failed, minlength=groups)
+    latency_sums = np.bincount(codes, weights=latency, minlength=groups)
+    bins = np.zeros((groups, N_LATENCY_BINS), np.int64)
+    np.add.at(bins, (codes, latency_bins(latency)), 1)
+    for key, i in index.items():
         d = deltas.get(key)
         if d is None:
             d = deltas[key] = {
@@ -53,10 +82,10 @@ def _rollup_deltas(records: Iterable[PredictionRecord]) -> dict[tuple[int, str, 
                 "latency": 0.0,
                 "bins": [0] * N_LATENCY_BINS,
             }
-        d["requests"] += 1
-        d["errors"] += r.error is not None
-        d["latency"] += r.latency_ms
-        d["bins"][latency_bin(r.latency_ms)] += 1
+        d["requests"] += int(requests[i])
+        d["errors"] += int(errors[i])
+        d["latency"] += float(latency_sums[i])
+        d["bins"] = [a + b for a, b in zip(d["bins"], bins[i].tolist(), strict=True)]
     return deltas
 
 
@@ -253,8 +282,10 @@ def _write(
     """One transaction: the rows, their rollups, and the refusals."""
     with transaction() as s:
         if records:
-            insert_logs(s, records)
-            apply_rollups(s, _rollup_deltas(records))
+            deltas: dict[RollupKey, dict[str, Any]] = {}
+            # counted chunk by chunk while the database stores the chunk just sent
+            insert_logs(s, records, each_chunk=lambda chunk: _rollup_deltas(chunk, deltas))
+            apply_rollups(s, deltas)
         if refused:
             now = utcnow()
             s.execute(

@@ -16,8 +16,6 @@ CATS = list(CATEGORIES)
 TOP = "top category"
 
 
-
-
 def with_top_category(frame: pd.DataFrame) -> pd.DataFrame:
     """A categorical column like the prediction log's: each user's favourite category."""
     out = frame.copy()

@@ -267,3 +267,63 @@ def test_sqlite_keeps_the_plain_table(sqlite_backend) -> None:
     assert log_partitions.housekeep().created == []
     assert log_partitions.partitions() == []
     assert monitoring.write_batch([rec(T0)]) == 1
+
+
+def test_chunked_copy_of_lists_a_row_split_could_misread_stores_what_the_orm_stores(pg) -> None:
+    """Each column of lists is written by one JSON call and cut into rows: values holding the
+    very text it cuts at (``],[``, ``[[``, ``]]``), integer and NumPy ratings, and a batch of
+    several COPY chunks over two hours and two variants; the rollups count every row."""
+    import numpy as np
+
+    from core.monitoring.bulk_insert import COPY_CHUNK_ROWS
+
+    odd = [["a],[b"], ["[[x", "y]]"], ["back\\slash", "tab\t"], [], ["p1", "p2"]]
+    records = []
+    n = 2 * COPY_CHUNK_ROWS + 7
+    for i in range(n):
+        places = odd[i % len(odd)]
+        records.append(
+            monitoring.PredictionRecord(
+                model="recsys",
+                version="1.0.0",
+                variant="canary" if i % 4 == 0 else "production",
+                ratings=[i % 6] * 29 if i % 3 else list(np.full(29, 2.5, dtype=np.float32)),
+                k=len(places),
+                places=places,
+                categories=list(reversed(places)),
+                scores=[0.5] * len(places),
+                latency_ms=float(0.3 * (i % 40)),
+                predicted=None if i % 5 == 0 else [0.123456789] * 29,
+                error="boom" if i % 11 == 5 else None,
+                ts=T0 + dt.timedelta(seconds=8 * i),
+            )
+        )
+    assert monitoring.write_batch(records) == n
+    twins = [
+        monitoring.PredictionRecord(**{**r.row(), "request_id": str(uuid.uuid4())}) for r in records
+    ]
+    with transaction() as s:
+        s.execute(insert(PredictionLogRow), [t.row() for t in twins])
+    names = [c.name for c in PredictionLogRow.__table__.columns if c.name != "id"]
+    with transaction(write=False) as s:
+        raw = s.connection().exec_driver_sql(
+            f"SELECT {', '.join(f'{n}::text' for n in names)} FROM prediction_logs"
+        )
+        stored = {row[names.index("request_id")]: row for row in raw}
+    skip = names.index("request_id")
+    for r, t in zip(records, twins, strict=True):
+        ours, orm = stored[r.request_id], stored[t.request_id]
+        assert [v for i, v in enumerate(ours) if i != skip] == [
+            v for i, v in enumerate(orm) if i != skip
+        ], r
+    with transaction(write=False) as s:
+        rollups = s.execute(select(RollupRow)).scalars().all()
+    assert sum(r.requests for r in rollups) == n
+    assert sum(r.errors for r in rollups) == sum(r.error is not None for r in records)
+    assert sum(sum(r.latency_bins) for r in rollups) == n
+    assert {(r.hour, r.variant) for r in rollups} == {
+        (monitoring.hour_of(x.ts), x.variant) for x in records
+    }
+    canary = [x for x in records if x.variant == "canary"]
+    got = sum(r.latency_sum_ms for r in rollups if r.variant == "canary")
+    assert got == pytest.approx(sum(x.latency_ms for x in canary))
