@@ -199,11 +199,14 @@ def _column_json_rows(values: list[Any], digits: int | None) -> list[str] | None
     body = whole[1:-1]
     if "[[" in body or "]]" in body:
         return None
-    pieces = body[1:-1].split("],[")
+    # orjson escapes every control character inside a string, so NUL marks only the cuts
+    pieces = body.replace("],[", "]\x00[").split("\x00")
     if len(pieces) != len(present):
         return None
+    if len(present) == len(values):
+        return pieces
     rows = iter(pieces)
-    return ["null" if v is None else f"[{next(rows)}]" if v else "[]" for v in values]
+    return ["null" if v is None else next(rows) if v else "[]" for v in values]
 
 
 _LIST_OR_NONE = {list, type(None)}
