@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.data.categories import CATEGORIES
+from dashboard import backdrop
 
 # An open map style: tiles from OpenStreetMap's contributors via CARTO, no access token.
 MAP_STYLE = "carto-positron"
@@ -66,25 +68,42 @@ def loss_curves(history: Mapping[str, Sequence[float]]) -> go.Figure:
 
 
 def metric_bars(long: pd.DataFrame) -> go.Figure:
-    """One panel per metric (each on its own scale), one bar per version."""
+    """One panel per metric (each on its own scale), one bar per version in its colour.
+
+    One bar trace per panel, coloured bar by bar, and each version named once in the legend:
+    Plotly Express's facets drew a trace per version and panel, which took the browser about
+    0.7 s of the Compare page's visit for six metrics, against 0.3 s so.
+    """
     metrics = list(dict.fromkeys(long["metric"]))
+    versions = list(dict.fromkeys(long["version"]))
+    colour = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(versions)}
     wrap = min(3, max(1, len(metrics)))
-    fig = px.bar(
-        long,
-        x="version",
-        y="value",
-        color="version",
-        facet_col="metric",
-        facet_col_wrap=wrap,
-        facet_col_spacing=0.07,
-        facet_row_spacing=0.12,
-        color_discrete_sequence=PALETTE,
-    )
-    fig.update_yaxes(matches=None, showticklabels=True, title=None)
-    fig.update_xaxes(title=None, showticklabels=False)
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     rows = math.ceil(len(metrics) / wrap)
-    return _layout(fig, height=260 * rows + 60, showlegend=True)
+    fig = make_subplots(
+        rows=rows,
+        cols=wrap,
+        subplot_titles=metrics,
+        horizontal_spacing=0.07,
+        vertical_spacing=0.12 if rows > 1 else 0.0,
+    )
+    for i, metric in enumerate(metrics):
+        data = long[long["metric"] == metric]
+        fig.add_trace(
+            go.Bar(
+                x=data["version"],
+                y=data["value"],
+                marker_color=[colour[v] for v in data["version"]],
+                hovertemplate="%{x}<br>" + html.escape(str(metric)) + " = %{y:.4g}<extra></extra>",
+                showlegend=False,
+            ),
+            row=i // wrap + 1,
+            col=i % wrap + 1,
+        )
+    for version in versions:  # the legend: an empty bar per version
+        fig.add_trace(go.Bar(x=[None], y=[None], name=version, marker_color=colour[version]))
+    fig.update_yaxes(showticklabels=True, title=None)
+    fig.update_xaxes(title=None, showticklabels=False)
+    return _layout(fig, height=260 * rows + 60, showlegend=True, barmode="overlay")
 
 
 def trend(frame: pd.DataFrame, metric: str, *, production: str | None = None) -> go.Figure:
@@ -211,9 +230,9 @@ def places_map(
 
     Without ``tiles`` (the default: tiles come from the internet, which many sites lack, and a
     tile map whose style cannot be fetched draws nothing at all) this is a plain plot drawn by
-    the browser alone: the catalogue's places (``background``) outline the city, east-west
-    distances scaled to north-south ones at this latitude. With ``tiles`` the same marks go on
-    a street map.
+    the browser alone: the catalogue's places (``background``) outline the city, as one picture
+    (:mod:`dashboard.backdrop`), east-west distances scaled to north-south ones at this
+    latitude. With ``tiles`` the same marks go on a street map.
     """
     labels = [str(rank) for rank in range(1, len(items) + 1)]
     hover = [
@@ -233,21 +252,21 @@ def places_map(
     span_lat = radius_m * 1.25 / 6_371_000 * 180 / np.pi
     span_lng = span_lat / max(0.05, math.cos(math.radians(lat)))
     fig = go.Figure()
-    if background is not None:
-        blat, blng = np.asarray(background[0]), np.asarray(background[1])
-        if not tiles:  # the plain plot frames the user's surroundings: the rest is cut off
-            near = (np.abs(blat - lat) <= span_lat * 1.5) & (np.abs(blng - lng) <= span_lng * 1.5)
-            blat, blng = blat[near], blng[near]
+    if background is not None and tiles:
         fig.add_trace(
             _trace(
                 tiles,
-                blat,
-                blng,
+                background[0],
+                background[1],
                 mode="markers",
-                marker={"size": 4, "color": "#b0bec5", "opacity": 0.5 if tiles else 0.7},
+                marker={"size": 4, "color": "#b0bec5", "opacity": 0.5},
                 name="catalogue",
                 hoverinfo="skip",
             )
+        )
+    elif background is not None:
+        _backdrop(
+            fig, background, lat=lat, lng=lng, span_lat=span_lat, span_lng=span_lng, height=height
         )
     ring = _trace(
         tiles,
@@ -318,6 +337,61 @@ def places_map(
         title={"text": title} if title else None,
     )
     return _layout(fig, height=height)
+
+
+def _backdrop(
+    fig: go.Figure,
+    background: tuple[np.ndarray, np.ndarray],
+    *,
+    lat: float,
+    lng: float,
+    span_lat: float,
+    span_lng: float,
+    height: int,
+) -> None:
+    """The catalogue's places behind a plain plot, as one picture of the user's surroundings
+    (half as far again as the frame on each side, for a little panning; the rest is cut off).
+
+    The picture, one and a half frames wide, has one and a half pixels for each of the chart's
+    height, so the browser only ever shrinks it; its dots are as large as the 4-pixel markers
+    they replace on a plot area about 80 pixels shorter than the chart (title and legend).
+    The legend keeps a "catalogue" entry.
+    """
+    frame = backdrop.Frame(
+        west=lng - 1.5 * span_lng,
+        east=lng + 1.5 * span_lng,
+        south=lat - 1.5 * span_lat,
+        north=lat + 1.5 * span_lat,
+        pixels=3 * height // 2,
+    )
+    fig.add_layout_image(
+        source=backdrop.picture(
+            np.asarray(background[0]),
+            np.asarray(background[1]),
+            frame,
+            radius_px=2 * height / max(height - 80, 80),
+        ),
+        xref="x",
+        yref="y",
+        x=frame.west,
+        y=frame.north,
+        sizex=frame.east - frame.west,
+        sizey=frame.north - frame.south,
+        xanchor="left",
+        yanchor="top",
+        sizing="stretch",
+        layer="below",
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker={"size": 4, "color": "#b0bec5", "opacity": 0.7},
+            name="catalogue",
+            hoverinfo="skip",
+        )
+    )
 
 
 def production_spans(

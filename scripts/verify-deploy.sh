@@ -77,6 +77,7 @@ import importlib.util, sys
 # what the API and the dashboard load (the pages run on import: the dashboard stack runs them)
 import api.app, core.serving.predict, dashboard.cache, dashboard.charts
 import dashboard.cache.monitoring, dashboard.cache.insight, dashboard.cache.rollout
+import dashboard.cache.figures
 assert importlib.util.find_spec("tensorflow") is None, "tensorflow is installed"
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
 assert not loaded, loaded

@@ -134,7 +134,7 @@ else:
         long = mc.long()
         long = long[long["metric"].isin(charted)]
         if not long.empty:
-            st.plotly_chart(charts.metric_bars(long), key="compare_bars")
+            st.plotly_chart(cache.figures.figure(charts.metric_bars, long), key="compare_bars")
 
 # ------------------------------------------------------------------------ trend
 
@@ -148,7 +148,10 @@ else:
     metric = st.selectbox(
         "Metric", metric_names, index=metric_names.index(preferred), key="compare_trend_metric"
     )
-    st.plotly_chart(charts.trend(trend, metric, production=m.production), key="compare_trend_chart")
+    st.plotly_chart(
+        cache.figures.figure(charts.trend, trend, metric, production=m.production),
+        key="compare_trend_chart",
+    )
 
 # ------------------------------------------------------------------------ ranked lists
 
@@ -215,13 +218,16 @@ st.caption(
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.overlap_histogram(diff.overlap, diff.k), key="compare_overlap")
+    st.plotly_chart(
+        cache.figures.figure(charts.overlap_histogram, diff.overlap, diff.k),
+        key="compare_overlap",
+    )
 with right:
     mix = diff.mix_frame()
     if mix.empty:
         st.caption("Neither version recommended any place for this sample.")
     else:
-        st.plotly_chart(charts.category_mix(mix), key="compare_mix")
+        st.plotly_chart(cache.figures.figure(charts.category_mix, mix), key="compare_mix")
 
 
 def _changes(items: list[comparison.PlaceChange]) -> pd.DataFrame:

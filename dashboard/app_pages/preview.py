@@ -269,7 +269,8 @@ with right:
                 i = labels.index(label)
                 with cell:
                     st.plotly_chart(
-                        charts.places_map(
+                        cache.figures.figure(
+                            charts.places_map,
                             lists[label],
                             lat=lat,
                             lng=lng,
@@ -341,7 +342,9 @@ for col, (label, items) in zip(st.columns(len(lists)), lists.items(), strict=Tru
         )
 
 if predicted:
-    st.plotly_chart(charts.category_scores(predicted, prefs), key="preview_scores")
+    st.plotly_chart(
+        cache.figures.figure(charts.category_scores, predicted, prefs), key="preview_scores"
+    )
     st.caption(
         "The model's score of each category for this user before their own ratings are kept; "
         "the ranking uses the user's rating where one is given (diamonds), the prediction "

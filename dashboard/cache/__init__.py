@@ -1,7 +1,8 @@
 """Every cached call of the dashboard, through one decorator (:mod:`dashboard.cache.cached`).
 
 * ``resource=True`` (``st.cache_resource``): start-up work done once per process and registry
-  (schema, first admin, the warm-up) and the shipped catalogue.
+  (schema, first admin, the warm-up), the shipped catalogue, and built charts (shared, never
+  changed).
 * otherwise (``st.cache_data``): query results. Registry reads live briefly and are cleared by
   :func:`registry_changed` after every write; results that depend only on immutable things (a
   version number, a dataset version) are kept longer.
@@ -9,9 +10,9 @@
 Every key includes the registry (database and artifact locations), so two registries in one
 process (tests, benchmarks) never share entries. The registry's reads, the rankings and the
 warm-up are used as ``cache.models()``; the other areas as ``cache.monitoring.summary()``,
-``cache.insight.request_page()`` and ``cache.rollout.plan()``, imported at first use: their
-``core`` modules (SciPy's statistics among them) would slow the sign-in page, which imports
-this package.
+``cache.insight.request_page()``, ``cache.rollout.plan()`` and ``cache.figures.figure()``,
+imported at first use: their ``core`` modules (SciPy's statistics among them) and Plotly would
+slow the sign-in page, which imports this package.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ from dashboard.cache.registry import (
 from dashboard.cache.warm_up import start_warm_up, warm_up_done
 
 if TYPE_CHECKING:
-    from dashboard.cache import insight, monitoring, rollout
+    from dashboard.cache import figures, insight, monitoring, rollout
 
-AREAS = ("insight", "monitoring", "rollout")
+AREAS = ("figures", "insight", "monitoring", "rollout")
 
 
 def __getattr__(name: str) -> ModuleType:
@@ -77,6 +78,7 @@ __all__ = [
     "catch_all_categories",
     "dataset_list",
     "ensure_ready",
+    "figures",
     "insight",
     "list_diff",
     "metric_trend",

@@ -157,6 +157,9 @@ def test_first_hour_of_each_role(server: Server, chromium: str) -> None:
                     # Offline (as here): the catalogue's places draw the city; ranks numbered.
                     maps = page.get_by_test_id("stPlotlyChart")
                     expect(maps.first.locator(".textpoint", has_text="10").first).to_be_attached()
+                    # The places as one picture under the marks, not thousands of markers.
+                    expect(maps.first.locator(".imagelayer image")).to_have_count(1)
+                    expect(maps.first.locator(".scatterlayer .point")).to_have_count(11)
                     expect(page.get_by_text("does not reach the map tiles")).to_be_visible()
                     expect(page.get_by_text("its types").first).to_be_attached()
                     if role == "operator":
