@@ -41,3 +41,4 @@ with middle:
         "that ran `python -m core init` (or started the dashboard). Sign in with it and choose "
         "a new password. Ask an admin for an account."
     )
+ui.load_charts_early()

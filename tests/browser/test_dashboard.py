@@ -19,13 +19,6 @@ from tests.fixtures.browser import VIEWPORT, WAIT_MS, choose, open_page, settled
 pytestmark = pytest.mark.browser
 
 
-
-
-
-
-
-
-
 def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: str) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
@@ -37,6 +30,11 @@ def test_sign_in_browse_preview_promote_and_roll_back(server: Server, chromium: 
         page.set_default_timeout(WAIT_MS)
         try:
             page.goto(server.url)
+            # While a person types, the browser loads the charts' library and draws with it.
+            warm_up = page.locator(".st-key-ui_chart_warm_up")
+            expect(warm_up.locator(".js-plotly-plot .main-svg").first).to_be_attached()
+            box = warm_up.bounding_box()
+            assert box is not None and box["height"] <= 20, "a strip nobody notices"
 
             sign_in(page, "olga")
             sidebar = page.get_by_test_id("stSidebar")

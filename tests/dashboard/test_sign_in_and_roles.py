@@ -7,6 +7,7 @@ one-time password, and the actions each role finds (or is refused by core) on th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 
@@ -15,7 +16,7 @@ import pytest
 from core import registry
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
-from tests.dashboard.builders import MODEL
+from tests.dashboard.builders import MODEL, PASSWORDS
 from tests.dashboard.conftest import (
     PAGES,
     assert_clean,
@@ -41,6 +42,23 @@ def test_good_password_signs_in_and_shows_who_and_role(dash_registry) -> None:
     assert "olga" in text and "operator" in text
     assert "An operator can also promote" in text
     assert at.title[0].value == "Overview"
+
+
+def test_the_sign_in_page_has_the_browser_load_the_charts_unseen(dash_registry) -> None:
+    """The first chart a browser draws loads and sets up Plotly (0.45 s and more); the sign-in
+    page draws a small one that nobody sees while the person types, and the pages do not."""
+    at = new_app().run()
+    warm = [c for c in at.get("plotly_chart") if "ui_chart_warm_up" in c.proto.id]
+    assert len(warm) == 1
+    figure = json.loads(warm[0].proto.spec)
+    assert {t["type"] for t in figure["data"]} == {"scatter", "bar"}
+    assert all(t["opacity"] == 0 for t in figure["data"]), "nothing to see"
+    assert figure["layout"]["height"] <= 10
+    at.text_input(key="sign_in_username").input("olga")
+    at.text_input(key="sign_in_password").input(PASSWORDS["olga"])
+    submit(at, "sign_in_form")
+    assert at.title[0].value == "Overview"
+    assert not [c for c in at.get("plotly_chart") if "ui_chart_warm_up" in c.proto.id]
 
 
 def test_bad_password_is_refused_and_stays_on_sign_in(dash_registry) -> None:
