@@ -17,9 +17,11 @@ Targets (issue 4): ≤ 1 s warm for every page, ≤ 5 s for the first page after
 A real server instead (issue 22): ``streamlit run`` on the registry the environment names (the
 demo's, by default ``data/registry.db``; a scratch one with the test builders' versions when
 it has no model), Chromium signing in ``--think`` seconds after the sign-in page opened (a
-person reading and typing), then every page's first visit and a revisit, from the click to
-the end of the page's run. Targets: first visit ≤ 2 s, revisit ≤ 1 s. ``--root`` runs another
-checkout's dashboard (e.g. the code before a change) on the same registry.
+person reading and typing), then every page's first visit and a revisit, from the click until
+the page's run is over and the browser has drawn it (two animation frames, then an idle
+moment: the browser draws charts after the run ends, and a page's drawing left undone would
+be counted in the next page's time). Targets: first visit ≤ 2 s, revisit ≤ 1 s. ``--root``
+runs another checkout's dashboard (e.g. the code before a change) on the same registry.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ NAV = [
     ("Slices & report", "Slices and model report"),
 ]
 BENCH_USER, BENCH_PASSWORD = "bench-operator", "bench-operator-password"
+# Resolves once the browser drew two frames and then had nothing left to do.
+DRAWN = """() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(
+    () => requestIdleCallback(done, {timeout: 10000}))))"""
 
 
 def _bench_account() -> None:
@@ -185,6 +190,7 @@ def first_visits(think: float, root: Path) -> list[list[object]]:
 
     from core import registry
     from core.accounts import bootstrap
+    from tests.fixtures.browser import settled as run_over
 
     bootstrap.ensure_ready()
     if not registry.list_models():
@@ -233,8 +239,8 @@ def first_visits(think: float, root: Path) -> list[list[object]]:
             expect.set_options(timeout=120_000)
 
             def settled() -> None:
-                page.wait_for_timeout(100)
-                page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
+                run_over(page)
+                page.evaluate(DRAWN)
 
             page.goto(url)
             expect(page.get_by_label("User name")).to_be_visible()
