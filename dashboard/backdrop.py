@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import math
-import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 LEVELS = 16  # shades of transparency: enough for smooth dot edges, 4 bits a pixel
 
@@ -81,26 +81,12 @@ def _dots(
 
 
 def _png(alpha: np.ndarray, rgb: bytes) -> bytes:
-    """A 4-bit palette PNG: one colour in :data:`LEVELS` transparencies (a few tens of KB)."""
-    height, width = alpha.shape
+    """A 4-bit palette PNG (Pillow): one colour in :data:`LEVELS` transparencies, a few tens
+    of KB for a map's frame."""
     index = np.rint(np.clip(alpha, 0.0, 1.0) * (LEVELS - 1)).astype(np.uint8)
-    if width % 2:
-        index = np.pad(index, ((0, 0), (0, 1)))
-    packed = (index[:, 0::2] << 4) | index[:, 1::2]
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), packed], axis=1)  # filter: none
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 4, 3, 0, 0, 0)),
-            chunk(b"PLTE", rgb * LEVELS),
-            chunk(b"tRNS", bytes(round(255 * i / (LEVELS - 1)) for i in range(LEVELS))),
-            chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
-            chunk(b"IEND", b""),
-        ]
-    )
+    image = Image.frombytes("P", (index.shape[1], index.shape[0]), index.tobytes())
+    image.putpalette(rgb * LEVELS)
+    transparency = bytes(round(255 * i / (LEVELS - 1)) for i in range(LEVELS))
+    out = io.BytesIO()
+    image.save(out, format="PNG", bits=4, transparency=transparency, optimize=False)
+    return out.getvalue()

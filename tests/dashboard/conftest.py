@@ -10,10 +10,9 @@ around every test.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import registry, training
@@ -311,21 +311,9 @@ def chart_figure(at: AppTest, key: str) -> dict:
 
 def picture_alpha(uri: str) -> np.ndarray:
     """Each pixel's opacity (0–255) in a map's backdrop picture (``dashboard.backdrop``: a
-    palette PNG of 4 bits a pixel, rows unfiltered), read here without an image library."""
+    PNG data URI), as an image viewer reads it."""
     head, _, encoded = uri.partition(",")
     assert head == "data:image/png;base64", head
-    data = base64.b64decode(encoded)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks: dict[bytes, bytes] = {}
-    pos = 8
-    while pos < len(data):
-        (size,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        chunks[kind] = chunks.get(kind, b"") + data[pos + 8 : pos + 8 + size]
-        pos += 12 + size
-    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour_type) == (4, 3), "4-bit palette"
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, -1)
-    assert not rows[:, 0].any(), "rows unfiltered"
-    index = np.stack([rows[:, 1:] >> 4, rows[:, 1:] & 15], axis=2).reshape(height, -1)[:, :width]
-    return np.frombuffer(chunks[b"tRNS"], np.uint8)[index]
+    with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGBA"))[:, :, 3]
