@@ -350,8 +350,10 @@ def refusals(*, since: dt.datetime | None = None, limit: int = 20) -> Refusals:
 
 
 def apply_rollups(s: Any, deltas: dict[tuple[int, str, str, str], dict[str, Any]]) -> None:
-    """Read-modify-write of the touched rollup rows, locked for the transaction."""
-    for (hour, model, version, variant), d in deltas.items():
+    """Read-modify-write of the touched rollup rows, locked for the transaction. Always in
+    the keys' order, so two writers whose batches touch the same hours lock them in the same
+    order and never wait for each other in a cycle."""
+    for (hour, model, version, variant), d in sorted(deltas.items()):
         key = {"hour": hour, "model": model, "version": version, "variant": variant}
         row = s.get(RollupRow, key, with_for_update=True)
         if row is None:

@@ -269,3 +269,25 @@ def test_request_ids_stay_unique_across_refills_and_forks() -> None:
     ours = monitoring.time_ordered_id()
     random_part = lambda text: uuid.UUID(text).int & ((1 << 62) - 1)  # noqa: E731
     assert random_part(theirs) != random_part(ours)
+
+
+def test_rollup_rows_are_locked_in_one_order_whatever_the_batch_order(backend, monkeypatch) -> None:
+    """Two writers whose batches touch the same hours in opposite orders must lock the rollup
+    rows in the same order, or each could wait for the other's lock."""
+    from sqlalchemy.orm import Session
+
+    locked: list[tuple] = []
+    get = Session.get
+
+    def recording_get(self, entity, ident, **kwargs):  # noqa: ANN001, ANN202
+        if kwargs.get("with_for_update"):
+            locked.append((ident["hour"], ident["variant"]))
+        return get(self, entity, ident, **kwargs)
+
+    monkeypatch.setattr(Session, "get", recording_get)
+    later = T0 + dt.timedelta(hours=3)
+    monitoring.write_batch([rec(later), rec(T0, variant="canary"), rec(T0)])
+    first = list(locked)
+    locked.clear()
+    monitoring.write_batch([rec(T0), rec(T0, variant="canary"), rec(later)])
+    assert first == locked == sorted(first)
