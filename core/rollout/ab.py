@@ -161,8 +161,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-
-
 def settings_of(model: str, overrides: Mapping[str, Any] | None = None) -> dict[str, float]:
     """The readout's parameters: defaults, then the model's ``settings["ab"]``, then
     ``overrides`` (a rollout plan's thresholds)."""

@@ -29,7 +29,6 @@ def download(uri: str, into: Path, **where: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(dst_path=str(into), tracking_uri=uri, **where))
 
 
-
 def import_keras(
     actor: Actor,
     uri: str,

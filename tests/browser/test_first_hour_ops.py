@@ -154,11 +154,7 @@ def _operator_promotes_with_a_canary_and_rolls_back_twice(page, server: Server) 
     expect(page.get_by_text(f"Production goes back from {first} to {newest}")).to_have_count(0)
     shoot(page, "rollback")
 
-    rollbacks = [
-        (e.version, e.actor)
-        for e in registry.timeline(MODEL)
-        if e.action == "rollback"
-    ]
+    rollbacks = [(e.version, e.actor) for e in registry.timeline(MODEL) if e.action == "rollback"]
     assert rollbacks[:2] == [(first, "olga"), (second, "olga")]
 
 
