@@ -57,14 +57,16 @@ def _column_texts(values: Sequence[Any]) -> list[str] | None:
         return [NULL] * len(values)
     (kind,) = kinds
     present = list(filter(_is_value, values)) if nulls else values
-    if kind is dt.datetime and None in set(map(_TZINFO, present)):
-        return None  # a naive timestamp: the column's type decides what it means
     fmt = _FORMATS.get(kind)
     if fmt is None:
         return None
-    if kind is dt.datetime and set(map(_TZINFO, present)) == {dt.UTC}:
-        fmt = None
-        texts = _utc_texts(present)
+    if kind is dt.datetime:
+        zones = set(map(_TZINFO, present))
+        if None in zones:
+            return None  # a naive timestamp: the column's type decides what it means
+        if zones == {dt.UTC}:
+            fmt = None
+            texts = _utc_texts(present)
     elif kind is str:
         joined = "".join(present)
         if any(c in joined for c in _RESERVED):

@@ -45,15 +45,14 @@ from core.monitoring.records import (
 RollupKey = tuple[int, str, str, str]  # hour, model, version, variant
 
 
-def _rollup_deltas(
-    records: Sequence[PredictionRecord], into: dict[RollupKey, dict[str, Any]] | None = None
-) -> dict[RollupKey, dict[str, Any]]:
-    """What ``records`` add to each hourly rollup (added to ``into`` when given): counted with
-    NumPy a column at a time, since a Python loop over the records cost the writer as much as
+def _add_rollup_deltas(
+    deltas: dict[RollupKey, dict[str, Any]], records: Sequence[PredictionRecord]
+) -> None:
+    """Add what ``records`` bring to each hourly rollup into ``deltas``: counted with NumPy a
+    column at a time, since a Python loop over the records cost the writer as much as
     encoding them."""
-    deltas: dict[RollupKey, dict[str, Any]] = {} if into is None else into
     if not records:
-        return deltas
+        return
     keys = list(
         zip(
             hours_of([r.ts for r in records]).tolist(),
@@ -86,7 +85,6 @@ def _rollup_deltas(
         d["errors"] += int(errors[i])
         d["latency"] += float(latency_sums[i])
         d["bins"] = [a + b for a, b in zip(d["bins"], bins[i].tolist(), strict=True)]
-    return deltas
 
 
 def write_batch(records: Sequence[PredictionRecord]) -> int:
@@ -284,7 +282,7 @@ def _write(
         if records:
             deltas: dict[RollupKey, dict[str, Any]] = {}
             # counted chunk by chunk while the database stores the chunk just sent
-            insert_logs(s, records, each_chunk=lambda chunk: _rollup_deltas(chunk, deltas))
+            insert_logs(s, records, each_chunk=lambda chunk: _add_rollup_deltas(deltas, chunk))
             apply_rollups(s, deltas)
         if refused:
             now = utcnow()
@@ -349,7 +347,7 @@ def refusals(*, since: dt.datetime | None = None, limit: int = 20) -> Refusals:
     return Refusals(total, recent, since, [Refusal(*row) for row in rows])
 
 
-def apply_rollups(s: Any, deltas: dict[tuple[int, str, str, str], dict[str, Any]]) -> None:
+def apply_rollups(s: Any, deltas: dict[RollupKey, dict[str, Any]]) -> None:
     """Read-modify-write of the touched rollup rows, locked for the transaction. Always in
     the keys' order, so two writers whose batches touch the same hours lock them in the same
     order and never wait for each other in a cycle."""
