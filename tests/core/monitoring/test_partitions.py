@@ -18,6 +18,7 @@ from core.db import transaction
 from core.db.tables import DriftResultRow, MonitorResultRow, PredictionLogRow, RollupRow
 from core.monitoring import partitions as log_partitions
 from tests.conftest import RegistryEnv, _registry, drop_schema, make_env
+from tests.fixtures.predictions import assert_stored_as_orm
 
 T0 = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -143,16 +144,7 @@ def test_copy_stores_what_the_orm_stores_with_texts_copy_must_escape(pg) -> None
     with transaction() as s:  # the ORM's way, one statement per row
         for t in twins:
             s.execute(insert(PredictionLogRow), [t.row()])
-    names = [c.name for c in PredictionLogRow.__table__.columns if c.name not in ("id",)]
-    with transaction(write=False) as s:
-        raw = s.connection().exec_driver_sql(f"SELECT {', '.join(names)} FROM prediction_logs")
-        stored = {row[names.index("request_id")]: row for row in raw}
-    skip = names.index("request_id")
-    for r, t in zip(records, twins, strict=True):
-        ours, orm = stored[r.request_id], stored[t.request_id]
-        assert [v for i, v in enumerate(ours) if i != skip] == [
-            v for i, v in enumerate(orm) if i != skip
-        ]
+    assert_stored_as_orm(records, twins)
 
 
 @pytest.mark.parametrize("lengths", ["one length", "mixed lengths"])
@@ -189,13 +181,7 @@ def test_copy_rounds_and_encodes_score_lists_as_the_orm_does(pg, lengths: str) -
     with transaction() as s:
         for t in twins:
             s.execute(insert(PredictionLogRow), [t.row()])
-    with transaction(write=False) as s:
-        raw = s.connection().exec_driver_sql(
-            "SELECT request_id, scores::text, predicted::text FROM prediction_logs"
-        )
-        stored = {row[0]: row[1:] for row in raw}
-    for r, t in zip(records, twins, strict=True):
-        assert stored[r.request_id] == stored[t.request_id]
+    assert_stored_as_orm(records, twins, as_text=True)  # every column, scores and predicted too
 
 
 def test_rows_copy_refuses_are_isolated_and_the_rest_written(pg) -> None:
@@ -304,18 +290,7 @@ def test_chunked_copy_of_lists_a_row_split_could_misread_stores_what_the_orm_sto
     ]
     with transaction() as s:
         s.execute(insert(PredictionLogRow), [t.row() for t in twins])
-    names = [c.name for c in PredictionLogRow.__table__.columns if c.name != "id"]
-    with transaction(write=False) as s:
-        raw = s.connection().exec_driver_sql(
-            f"SELECT {', '.join(f'{n}::text' for n in names)} FROM prediction_logs"
-        )
-        stored = {row[names.index("request_id")]: row for row in raw}
-    skip = names.index("request_id")
-    for r, t in zip(records, twins, strict=True):
-        ours, orm = stored[r.request_id], stored[t.request_id]
-        assert [v for i, v in enumerate(ours) if i != skip] == [
-            v for i, v in enumerate(orm) if i != skip
-        ], r
+    assert_stored_as_orm(records, twins, as_text=True)
     with transaction(write=False) as s:
         rollups = s.execute(select(RollupRow)).scalars().all()
     assert sum(r.requests for r in rollups) == n

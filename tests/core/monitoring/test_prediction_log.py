@@ -14,7 +14,7 @@ from core import monitoring
 from core.data.categories import CATEGORIES
 from core.db.tables import LATENCY_EDGES_MS, N_LATENCY_BINS
 from core.errors import BadInput, NotFound
-from tests.fixtures.predictions import T0, rec
+from tests.fixtures.predictions import T0, assert_stored_as_orm, rec
 
 # ------------------------------------------------------------------------ the log and rollups
 
@@ -164,16 +164,7 @@ def test_batch_writes_store_what_the_orm_stores(backend) -> None:
     ]
     with transaction() as s:
         s.add_all(PredictionLogRow(**t.row()) for t in twins)
-    names = [c.name for c in PredictionLogRow.__table__.columns if c.name not in ("id",)]
-    with transaction(write=False) as s:  # the driver's values: what is in the table
-        raw = s.connection().exec_driver_sql(f"SELECT {', '.join(names)} FROM prediction_logs")
-        stored = {row[names.index("request_id")]: row for row in raw}
-    skip = names.index("request_id")
-    for r, t in zip(records, twins, strict=True):
-        ours, orm = stored[r.request_id], stored[t.request_id]
-        assert [v for i, v in enumerate(ours) if i != skip] == [
-            v for i, v in enumerate(orm) if i != skip
-        ], r
+    assert_stored_as_orm(records, twins)
 
 
 def test_bad_writes_change_nothing(backend) -> None:
