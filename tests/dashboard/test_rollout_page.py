@@ -3,7 +3,6 @@ role; only an operator acts, and an abort reaches the registry."""
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 
 import pytest
@@ -33,7 +32,7 @@ def rolling(populated: Populated) -> Populated:
     registry.update_model(actor=SYSTEM, name=MODEL, settings={"ab": {"click_delay_s": 0}})
     rollout.start(actor=SYSTEM, model=MODEL, steps=[0.1, 0.5, 1.0], min_soak_s=600)
     rnd = random.Random(3)
-    ts = utcnow() - dt.timedelta(seconds=30)
+    ts = utcnow()  # after the plan's start: the readout counts only traffic since then
     records = [
         monitoring.PredictionRecord(
             model=MODEL,
@@ -81,7 +80,8 @@ def test_a_viewer_sees_the_evidence_and_no_action(rolling):
     text = " ".join(m.value for m in at.markdown)
     assert f"Rollout #1 of **{rolling.staging}**" in text.replace("\\", "")
     labels = {m.label: m.value for m in at.metric}
-    assert any(label.startswith("Canary CTR") for label in labels)
+    ctr = {label.split()[0]: value for label, value in labels.items() if " CTR " in label}
+    assert set(ctr) == {"Production", "Canary"} and "—" not in ctr.values()  # traffic counted
     assert labels["Requests scored"] == "5" and labels["Overlap@k"] == "50.0%"
     guards = next(d.value for d in at.dataframe if "guardrail" in d.value.columns)
     assert {"error_rate", "latency_p99_ms", "click_through"} <= set(guards["guardrail"])
