@@ -170,9 +170,10 @@ def _column_json_rows(values: list[Any], digits: int | None) -> list[str] | None
     """The rows of a column of flat lists (None and empty lists aside) from one ``orjson``
     call over the whole column, or None when the column is not such a column.
 
-    A call a row cost a microsecond a row. The column's JSON is ``[[row],[row],…]``; cut at
-    ``],[`` it gives the rows back exactly when no value holds ``],[`` itself, which a count
-    of the pieces and the absence of ``[[`` and ``]]`` (a nested list at a row's edge) prove.
+    A call a row cost a microsecond a row. The column's JSON is ``[[row],[row],…]``: every
+    boundary between two rows is ``],[``, so cutting there gives at least one piece a row, and
+    exactly one (the rows themselves) when no row holds ``],[`` inside it (in a text, or
+    between nested lists). A count of the pieces is therefore the whole proof.
     Lists to round (``digits``) must be numbers of one length: they are rounded as one NumPy
     array, whose float64 orjson writes exactly as the same Python float (tests compare the
     rows with the ORM's).
@@ -197,8 +198,6 @@ def _column_json_rows(values: list[Any], digits: int | None) -> list[str] | None
     except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError
         return None
     body = whole[1:-1]
-    if "[[" in body or "]]" in body:
-        return None
     # orjson escapes every control character inside a string, so NUL marks only the cuts
     pieces = body.replace("],[", "]\x00[").split("\x00")
     if len(pieces) != len(present):

@@ -31,6 +31,31 @@ def test_copy_lines_leave_types_they_do_not_format_to_the_driver() -> None:
     assert copy_lines([[1, 2.5]]) is None  # mixed types in one column
 
 
+def test_numbers_read_back_as_the_same_values() -> None:
+    rng = np.random.default_rng(3)
+    floats = [
+        *(rng.lognormal(1.0, 3.0, 2000) * rng.choice([-1, 1], 2000)).tolist(),
+        *[0.0, -0.0, 1e-5, 1e16, 1e22, 5e-324, 1.7976931348623157e308, 0.1, 40.42, -3.7],
+    ]
+    texts = copy_lines([floats])
+    assert texts is not None
+    assert [float(t) for t in texts.decode().split()] == floats
+    ints = [0, -1, 2**63 - 1, -(2**63)]
+    assert copy_lines([ints]) == b"".join(f"{i}\n".encode() for i in ints)
+    huge = [2**64, 1]  # beyond orjson's integers: by repr
+    assert copy_lines([huge]) == f"{2**64}\n1\n".encode()
+    assert copy_lines([[1.5, math.nan, -math.inf]]) == b"1.5\nnan\n-inf\n"
+
+
+def test_timestamps_of_any_zone_keep_their_instant() -> None:
+    zones = [dt.UTC, dt.timezone(dt.timedelta(hours=2)), dt.timezone(dt.timedelta(minutes=-90))]
+    stamps = [dt.datetime(2026, 5, 1, 10, 0, 0, us, tzinfo=z) for us in (0, 7) for z in zones]
+    texts = copy_lines([stamps])
+    assert texts is not None
+    back = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in texts.decode().split()]
+    assert back == stamps and [b.utcoffset() for b in back] == [s.utcoffset() for s in stamps]
+
+
 def test_utc_timestamps_keep_every_microsecond() -> None:
     rng = np.random.default_rng(1)
     base = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
@@ -48,6 +73,9 @@ def test_utc_timestamps_keep_every_microsecond() -> None:
         [["[[x", "y]]"], ["z"]],
         [[1, 2], [3.5, 4]],
         [[[1], [2]], [[3]]],  # nested lists: value at a time
+        [[[1]], [2]],  # a nested list at a row's edge: the cut still falls between the rows
+        [[1], [[2]]],
+        [[[1], 2], [3, [4]], [[5]]],
         [None, [], ["p"], None],
         [None, None],
         [['quote"s', "ñandú ✓", "\\"], []],
