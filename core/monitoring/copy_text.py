@@ -73,8 +73,8 @@ def _column_texts(values: Sequence[Any]) -> list[str] | None:
 
 def _number_texts(numbers: list[Any]) -> list[str] | None:
     """Floats (or ints) by one orjson call: the shortest text that reads back as the same
-    double, as ``repr`` gives it but for the exponent's form (``1e-5`` for ``1e-05``), which
-    PostgreSQL reads alike. orjson writes NaN and infinities as ``null`` and refuses ints
+    double, as ``repr`` gives it though not always in its form (``0.00001`` for ``1e-05``),
+    which PostgreSQL reads alike. orjson writes NaN and infinities as ``null`` and refuses ints
     beyond 64 bits: those columns go by ``repr`` (``nan``, ``inf``, which PostgreSQL reads)."""
     try:
         joined = orjson.dumps(numbers).decode()
