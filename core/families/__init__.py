@@ -14,7 +14,6 @@ from core.errors import BadInput
 from core.families.base import Family
 from core.registry.family_rules import (
     FAMILIES,
-    can_be_fine_tuned,
     fine_tunes_from,
     may_register,
     parent_family_ok,
@@ -22,7 +21,6 @@ from core.registry.family_rules import (
 
 __all__ = [
     "FAMILIES",
-    "can_be_fine_tuned",
     "family_class",
     "fine_tunes_from",
     "may_register",

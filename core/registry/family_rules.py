@@ -27,11 +27,6 @@ def parent_family_ok(child: str, parent: str) -> bool:
     return parent in fine_tunes_from(child)
 
 
-def can_be_fine_tuned(family: str) -> bool:
-    """Whether a ``family`` version may be the parent of another version."""
-    return any(family in parents for parents in _FINE_TUNES_FROM.values())
-
-
 def may_register(model_family: str, family: str) -> bool:
     """Whether a model of ``model_family`` takes a ``family`` version: its own family, or one
     that fine-tunes it."""

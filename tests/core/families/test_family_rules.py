@@ -43,10 +43,6 @@ def test_a_transfer_version_fine_tunes_an_autoencoder_or_transfer_parent() -> No
         if families.parent_family_ok(child, parent)
     }
     assert allowed == {("transfer", "autoencoder"), ("transfer", "transfer")}
-    assert {f for f in families.FAMILIES if families.can_be_fine_tuned(f)} == {
-        "autoencoder",
-        "transfer",
-    }
 
 
 def test_a_model_keeps_its_family_except_to_be_fine_tuned() -> None:

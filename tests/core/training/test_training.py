@@ -131,6 +131,22 @@ def test_bad_training_requests_change_nothing(backend, family, params, message):
     assert (registry_dump(), tree_snapshot(backend.artifacts)) == before
 
 
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [
+        ("svd", "the svd family is not trained from a parent; drop --parent"),
+        ("transfer", "is a popularity version; a transfer version fine-tunes autoencoder or"),
+    ],
+)
+def test_a_parent_the_family_cannot_use_is_refused(backend, family, message):
+    ref = ingest_generated(backend.root, n=300)
+    base = training.train(actor=SYSTEM, family="popularity", dataset=ref).version
+    before = registry_dump(), tree_snapshot(backend.artifacts)
+    with pytest.raises(BadInput, match=message):
+        training.train(actor=SYSTEM, family=family, dataset=ref, parent=(base.model, base.version))
+    assert (registry_dump(), tree_snapshot(backend.artifacts)) == before
+
+
 def test_unknown_dataset_and_role_are_refused(backend):
     with pytest.raises(Exception, match="dataset"):
         training.train(actor=SYSTEM, family="popularity", dataset="nope@3")
