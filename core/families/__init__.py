@@ -14,6 +14,7 @@ from core.errors import BadInput
 from core.families.base import Family
 from core.registry.family_rules import (
     FAMILIES,
+    check_parent,
     fine_tunes_from,
     may_register,
     parent_family_ok,
@@ -21,6 +22,7 @@ from core.registry.family_rules import (
 
 __all__ = [
     "FAMILIES",
+    "check_parent",
     "family_class",
     "fine_tunes_from",
     "may_register",

@@ -12,6 +12,8 @@ the only family trained from a parent, and the only family a model may move to f
 
 from __future__ import annotations
 
+from core.errors import BadInput
+
 FAMILIES = ("autoencoder", "svd", "transfer", "embeddings", "popularity")
 
 _FINE_TUNES_FROM: dict[str, tuple[str, ...]] = {"transfer": ("autoencoder", "transfer")}
@@ -25,6 +27,18 @@ def fine_tunes_from(family: str) -> tuple[str, ...]:
 def parent_family_ok(child: str, parent: str) -> bool:
     """Whether a ``child`` version may fine-tune a ``parent`` version."""
     return parent in fine_tunes_from(child)
+
+
+def check_parent(family: str, parent_label: str, parent_family: str) -> None:
+    """Refuse a parent a ``family`` version cannot be trained from: recording it would give the
+    version a lineage it does not have."""
+    if not fine_tunes_from(family):
+        raise BadInput(f"the {family} family is not trained from a parent; drop --parent")
+    if not parent_family_ok(family, parent_family):
+        raise BadInput(
+            f"parent {parent_label} is a {parent_family} version; a {family} version "
+            f"fine-tunes {' or '.join(fine_tunes_from(family))} versions"
+        )
 
 
 def may_register(model_family: str, family: str) -> bool:

@@ -21,7 +21,7 @@ from core.db.tables import STAGES, DatasetRow, ModelRow, StageEventRow, VersionR
 from core.errors import AlreadyExists, BadInput, NotFound
 from core.registry import artifacts, provenance, semver
 from core.registry.entities import Page, VersionInfo
-from core.registry.family_rules import FAMILIES, may_register
+from core.registry.family_rules import FAMILIES, check_parent, may_register
 from core.registry.lookups import model_row, stage_holder, version_info, version_row
 from core.registry.models import check_name
 
@@ -135,6 +135,7 @@ def register_version(
             parent_row = None
             if parent is not None:
                 parent_row = version_row(s, model_row(s, parent[0]), parent[1])
+                check_parent(family, "@".join(parent), parent_row.family)
             meta = _metadata(
                 model,
                 number,

@@ -23,7 +23,7 @@ from core.data import datasets, splits
 from core.data.categories import CATEGORIES
 from core.data.datasets import DatasetInfo
 from core.errors import BadInput, NotFound
-from core.families import family_class, fine_tunes_from, parent_family_ok
+from core.families import check_parent, family_class, fine_tunes_from
 from core.families.base import FitData, Progress, no_progress
 from core.families.popularity import Popularity
 from core.registry import artifacts
@@ -122,15 +122,8 @@ def train(
         raise BadInput(f"the {family} family needs a parent version (--parent NAME@VERSION)")
     parent_info: VersionInfo | None = None
     if parent is not None:
-        if not fine_tunes_from(family):
-            # Accepting it would record a lineage the version does not have.
-            raise BadInput(f"the {family} family is not trained from a parent; drop --parent")
         parent_info = registry.get_version(*parent)
-        if not parent_family_ok(family, parent_info.family):
-            raise BadInput(
-                f"parent {parent_info.label} is a {parent_info.family} version; a {family} "
-                f"version fine-tunes {' or '.join(fine_tunes_from(family))} versions"
-            )
+        check_parent(family, parent_info.label, parent_info.family)  # before loading it
         from core.serving import predict
 
         instance.parent = predict.load_version(parent_info).model  # type: ignore[attr-defined]

@@ -105,6 +105,19 @@ def test_failed_registration_leaves_no_folder_and_no_row(backend, monkeypatch) -
     assert sorted(p.name for p in (artifacts.root() / "popularity" / "recsys").iterdir()) == folders
 
 
+def test_a_lineage_the_families_cannot_have_is_refused(backend) -> None:
+    base = register_dummy("ae", family="autoencoder")
+    register_dummy("pop")
+    before = registry_dump()
+    with pytest.raises(BadInput, match="the svd family is not trained from a parent"):
+        register_dummy("ae2", family="svd", parent=("ae", base.version))
+    with pytest.raises(BadInput, match="parent pop@1.0.0 is a popularity version"):
+        register_dummy("ae", family="transfer", parent=("pop", "1.0.0"))
+    assert registry_dump() == before
+    child = register_dummy("ae", family="transfer", parent=("ae", base.version))
+    assert child.parent == ("ae", base.version)
+
+
 def test_promote_archives_the_previous_holder_and_records_events(backend) -> None:
     for _ in range(3):
         register_dummy()
