@@ -12,5 +12,5 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 fi
 
 .venv/bin/ruff check .
-.venv/bin/mypy  # core/, api/ and jobs/, as configured in pyproject.toml
+.venv/bin/mypy  # core/, api/, jobs/ and dashboard/, as configured in pyproject.toml
 .venv/bin/python -m pytest -q "$@"

@@ -302,15 +302,21 @@ else:
             choice_key = f"deploy_rollback_to_{m.name}"
             if st.session_state.get(choice_key) not in plan.choices:
                 st.session_state.pop(choice_key, None)
-            target = plan.target
+            rule_target: str = plan.target
+            target = rule_target
             if len(plan.choices) > 1:
-                target = st.selectbox(
-                    "Roll back to",
-                    plan.choices,
-                    key=choice_key,
-                    format_func=lambda n: n + (" (the rule's choice)" if n == plan.target else ""),
-                    help="The rule's choice comes first; an earlier production version may be "
-                    "chosen instead. A version that was rolled back from is never offered.",
+                target = (
+                    st.selectbox(
+                        "Roll back to",
+                        plan.choices,
+                        key=choice_key,
+                        format_func=lambda n: (
+                            n + (" (the rule's choice)" if n == rule_target else "")
+                        ),
+                        help="The rule's choice comes first; an earlier production version may "
+                        "be chosen instead. A version that was rolled back from is never offered.",
+                    )
+                    or rule_target
                 )
             st.write(
                 f"Production goes back from **{ui.md(plan.current)}** to "

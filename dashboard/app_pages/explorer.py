@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.data import catalogue
 from core.data.categories import CATEGORIES
@@ -26,7 +28,7 @@ ui.show_flash()
 models = cache.models()
 today = dt.datetime.now(dt.UTC).date()
 with st.container(border=True):
-    c = st.columns(4)
+    c: Sequence[DeltaGenerator] = st.columns(4)
     model = c[0].selectbox("Model", ["(any)"] + [m.name for m in models], key="explorer_model")
     days = c[1].date_input(
         "Between",
@@ -173,12 +175,12 @@ if chosen:
     )
     cat = catalogue.load()
     index = {pid: i for i, pid in enumerate(cat.place_ids)}
-    rows = [index[p] for p in places if p in index]
+    found = [index[p] for p in places if p in index]
     fig.add_scatter(
-        x=cat.lng[rows],
-        y=cat.lat[rows],
+        x=cat.lng[found],
+        y=cat.lat[found],
         mode="markers+text",
-        text=[str(n + 1) for n in range(len(rows))],
+        text=[str(n + 1) for n in range(len(found))],
         textposition="top center",
         name="returned",
         marker={"size": 10},

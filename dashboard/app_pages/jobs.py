@@ -192,7 +192,7 @@ else:
                 key="jobs_run_now",
                 type="primary",
                 icon=":material/play_arrow:",
-                on_click=ui.guarded,
+                on_click=ui.act,
                 args=(_run_now,),
                 help="Queue a manual run; it uses the model's schedule if it has one.",
             )
@@ -203,7 +203,7 @@ else:
                 if chosen is not None and chosen.paused
                 else ":material/pause_circle:",
                 disabled=chosen is None,
-                on_click=ui.guarded,
+                on_click=ui.act,
                 args=(_toggle,),
             )
             b[2].button(
@@ -211,7 +211,7 @@ else:
                 key="jobs_delete",
                 icon=":material/delete:",
                 disabled=chosen is None,
-                on_click=ui.guarded,
+                on_click=ui.act,
                 args=(_delete,),
             )
 
@@ -270,7 +270,7 @@ else:
         datasets = cache.dataset_list()
         names = sorted({d.name for d in datasets})
         with st.form("jobs_form", border=False):
-            c = st.columns(2)
+            c = st.columns([1, 1])
             c[0].text_input("Model", key="jobs_f_model", help="A registered model, or a new name.")
             c[1].selectbox("Family", ["(the model's)", *registry.FAMILIES], key="jobs_f_family")
             c = st.columns([1, 1, 2])

@@ -150,7 +150,13 @@ def _passes_filters(label: str) -> bool:
     name, _, number = label.partition("@")
     if filters["model"] not in (None, name):
         return False
-    found = cache.versions(**{**filters, "model": name}, page_size=500)
+    found = cache.versions(
+        model=name,
+        stage=filters["stage"],
+        family=filters["family"],
+        search=filters["search"],
+        page_size=500,
+    )
     return any(v.version == number for v in found.items)
 
 

@@ -239,12 +239,12 @@ else:
     points = cache.rollout.ctr_series(m.name, info.production, info.staging, r.since)
     if points:
         fig = go.Figure()
-        for arm in ("production", "canary"):
-            rows = [p for p in points if p.arm == arm]
+        for arm_name in ("production", "canary"):
+            rows = [p for p in points if p.arm == arm_name]
             if not rows:
                 continue
             x = [p.hour for p in rows]
-            colour = ARM_COLOURS[arm]
+            colour = ARM_COLOURS[arm_name]
             fig.add_trace(
                 go.Scatter(
                     x=x + x[::-1],
@@ -255,7 +255,7 @@ else:
                     opacity=0.2,
                     line={"width": 0},
                     hoverinfo="skip",
-                    name=f"{arm} 95 % band",
+                    name=f"{arm_name} 95 % band",
                     showlegend=False,
                 )
             )
@@ -264,7 +264,7 @@ else:
                     x=x,
                     y=[p.ctr for p in rows],
                     mode="lines+markers",
-                    name=f"{arm} ({rows[0].version})",
+                    name=f"{arm_name} ({rows[0].version})",
                     line={"color": colour},
                     customdata=[[p.requests, p.clicks] for p in rows],
                     hovertemplate="%{y:.2%} (%{customdata[1]} clicks / "
@@ -312,13 +312,13 @@ if not s.requests:
         "the users are still served by production."
     )
 else:
-    cols = st.columns(5)
-    cols[0].metric("Requests scored", f"{s.requests:,}", help=f"{s.errors} failed")
-    cols[1].metric("Overlap@k", _num(s.overlap_mean, "{:.1%}"))
-    cols[2].metric("Places gained / lost", f"{_num(s.gained_mean, '{:.1f}')} / "
+    shadow_cols = st.columns(5)
+    shadow_cols[0].metric("Requests scored", f"{s.requests:,}", help=f"{s.errors} failed")
+    shadow_cols[1].metric("Overlap@k", _num(s.overlap_mean, "{:.1%}"))
+    shadow_cols[2].metric("Places gained / lost", f"{_num(s.gained_mean, '{:.1f}')} / "
                    f"{_num(s.lost_mean, '{:.1f}')}")  # fmt: skip
-    cols[3].metric("Category shift", _num(s.category_shift_mean, "{:.1%}"))
-    cols[4].metric(
+    shadow_cols[3].metric("Category shift", _num(s.category_shift_mean, "{:.1%}"))
+    shadow_cols[4].metric(
         "Shadow latency p50 / p95",
         f"{_num(s.latency_p50_ms, '{:.1f}')} / {_num(s.latency_p95_ms, '{:.1f}')} ms",
     )
