@@ -8,6 +8,7 @@ histogram (bins doubling from 0.5 ms), as Prometheus does.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -63,6 +64,23 @@ def percentile_from_bins(bins: Sequence[int], q: float) -> float:
             return low + (high - low) * (target - seen) / count
         seen += count
     return LATENCY_EDGES_MS[-1] * 2
+
+
+def counts_over(bins: Sequence[int], limit_ms: float) -> tuple[int, int]:
+    """Requests of a latency histogram slower than ``limit_ms``: (surely, possibly).
+
+    A bin lying wholly above the limit counts in both, the bin the limit falls inside only in
+    the second: the histogram cannot tell on which side of the limit its requests were.
+    """
+    surely = possibly = 0
+    for i, count in enumerate(bins):
+        low = 0.0 if i == 0 else LATENCY_EDGES_MS[i - 1]
+        high = LATENCY_EDGES_MS[i] if i < len(LATENCY_EDGES_MS) else math.inf
+        if low >= limit_ms:
+            surely += count
+        if high > limit_ms:
+            possibly += count
+    return surely, possibly
 
 
 def traffic(

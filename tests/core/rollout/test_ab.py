@@ -167,6 +167,22 @@ def test_a_slow_canary_breaks_the_latency_guardrail_once_enough_requests_tell(ex
     assert r.verdict == "failed"
 
 
+def test_a_few_slow_requests_hold_the_canary_without_failing_it(experiment):
+    """Four slow requests among ~150 put the histogram's p99 over the limit, but 4 in 150 is
+    not more than 1 % with confidence: the guard holds the rollout instead of rolling back."""
+    prod, canary = experiment
+    ab_traffic("m", prod, canary, 300, 0.3, 0.3)
+    ab_traffic("m", prod, canary, 4, 0.3, 0.3, share=1.0, canary_ms=900.0, seed=3)
+    r = ab.readout("m")
+    guard = next(g for g in r.guardrails if g.name == "latency_p99_ms")
+    assert r.canary.served >= 100 and guard.value > 500
+    assert guard.status == "pending", guard
+    assert "4 of" in guard.detail and "not yet over 1 %" in guard.detail
+    ab_traffic("m", prod, canary, 200, 0.3, 0.3, share=1.0, canary_ms=900.0, seed=4)
+    guard = next(g for g in ab.readout("m").guardrails if g.name == "latency_p99_ms")
+    assert guard.status == "failed" and "over 1 % at 98 %" in guard.detail
+
+
 def test_errors_count_at_once_while_clicks_wait(experiment):
     """A failing canary is judged on every request up to now, not only on those old enough
     for their clicks (which would delay a rollback by the whole click delay)."""
