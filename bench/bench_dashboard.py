@@ -194,7 +194,7 @@ def first_visits(think: float, root: Path) -> list[list[object]]:
 
     bootstrap.ensure_ready()
     if not registry.list_models():
-        from tests.dashboard.builders import create_accounts, populate
+        from tests.fixtures.dashboard import create_accounts, populate
 
         create_accounts(missing_only=True)  # the first admin may exist already
         populate(Path(tempfile.mkdtemp(prefix="planwise-bench-")))

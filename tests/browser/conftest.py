@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT, RegistryEnv
-from tests.dashboard.builders import Populated, create_accounts, populate
 from tests.fixtures.api import free_port
+from tests.fixtures.dashboard import Populated, create_accounts, populate
 
 START_TIMEOUT = 60.0
 ASSERT_TIMEOUT_MS = 30_000

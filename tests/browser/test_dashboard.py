@@ -13,8 +13,8 @@ import pytest
 from core import registry
 from core.registry import audit
 from tests.browser.conftest import Server
-from tests.dashboard.builders import MODEL
 from tests.fixtures.browser import VIEWPORT, WAIT_MS, choose, open_page, settled, shoot, sign_in
+from tests.fixtures.dashboard import MODEL
 
 pytestmark = pytest.mark.browser
 

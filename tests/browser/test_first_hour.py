@@ -12,8 +12,8 @@ import pytest
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
 from tests.browser.conftest import Server
-from tests.dashboard.builders import MODEL, ROLES
 from tests.fixtures.browser import VIEWPORT, WAIT_MS, settled, shoot, sign_in
+from tests.fixtures.dashboard import MODEL, ROLES
 
 pytestmark = pytest.mark.browser
 

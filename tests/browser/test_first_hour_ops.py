@@ -12,7 +12,6 @@ import pytest
 from core import registry
 from core.accounts import auth
 from tests.browser.conftest import Server
-from tests.dashboard.builders import MODEL
 from tests.fixtures.browser import (
     VIEWPORT,
     WAIT_MS,
@@ -22,6 +21,7 @@ from tests.fixtures.browser import (
     shoot,
     sign_in,
 )
+from tests.fixtures.dashboard import MODEL
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ from core.accounts.auth import SYSTEM
 from core.data.generator import DriftEpisode
 from core.demo import simulate
 from tests.browser.conftest import Server
-from tests.dashboard.builders import MODEL
 from tests.fixtures.browser import VIEWPORT, WAIT_MS, open_page, settled, shoot, sign_in
+from tests.fixtures.dashboard import MODEL
 
 pytestmark = pytest.mark.browser
 

@@ -30,7 +30,7 @@ from core.data.generator import DriftEpisode
 from core.db import migrate
 from core.demo import simulate
 from tests.conftest import PROJECT_ROOT, RegistryEnv, make_env
-from tests.dashboard.builders import (
+from tests.fixtures.dashboard import (
     MODEL,
     PASSWORDS,
     Populated,

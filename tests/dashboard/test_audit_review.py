@@ -16,7 +16,7 @@ from core.errors import BadInput
 from core.review import audit_review
 from core.review.audit_review import Thresholds
 from core.review.comparison import UserSample
-from tests.dashboard.builders import ingest_users
+from tests.fixtures.dashboard import ingest_users
 
 
 @dataclass(frozen=True)

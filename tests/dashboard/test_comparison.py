@@ -20,7 +20,7 @@ from core.errors import BadInput
 from core.metrics import direction
 from core.review import comparison
 from core.review.comparison import NEIGHBOURHOODS
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 
 @dataclass(frozen=True)

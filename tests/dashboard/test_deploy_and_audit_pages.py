@@ -9,7 +9,6 @@ import pytest
 
 from core import registry
 from core.accounts.auth import SYSTEM
-from tests.dashboard.builders import MODEL, populate
 from tests.dashboard.conftest import (
     PAGES,
     assert_clean,
@@ -19,6 +18,7 @@ from tests.dashboard.conftest import (
     submit,
     table,
 )
+from tests.fixtures.dashboard import MODEL, populate
 
 # ------------------------------------------------------------------------ deploy
 

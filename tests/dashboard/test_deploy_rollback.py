@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from core import registry
 from core.accounts.auth import SYSTEM
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, plain, sign_in
+from tests.fixtures.dashboard import MODEL
 
 
 def _texts(at) -> str:  # noqa: ANN001

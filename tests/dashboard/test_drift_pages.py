@@ -14,11 +14,11 @@ import pytest
 
 from core.monitoring import drift_store
 from dashboard import ui
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean
 from tests.dashboard.conftest import chart_figure as _figure
 from tests.dashboard.conftest import open_monitor_page as open_page
 from tests.dashboard.conftest import page_text as _text
+from tests.fixtures.dashboard import MODEL
 
 # ------------------------------------------------------------------------ data drift
 

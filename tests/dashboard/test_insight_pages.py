@@ -11,10 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import monitoring, registry
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, sign_in
 from tests.dashboard.conftest import chart_figure as _figure
 from tests.dashboard.conftest import page_text as _text
+from tests.fixtures.dashboard import MODEL
 
 # ------------------------------------------------------------------------ request explorer
 

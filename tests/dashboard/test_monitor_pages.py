@@ -18,13 +18,13 @@ from core import monitoring
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
 from core.monitoring import alerts, drift_store
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import MONITOR_PAGES as PAGES
 from tests.dashboard.conftest import MONITOR_TITLES as TITLES
 from tests.dashboard.conftest import QUIET, assert_clean, charts, sign_in
 from tests.dashboard.conftest import chart_figure as _figure
 from tests.dashboard.conftest import open_monitor_page as open_page
 from tests.dashboard.conftest import page_text as _text
+from tests.fixtures.dashboard import MODEL
 
 # ------------------------------------------------------------------------ empty states
 

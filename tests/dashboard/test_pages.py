@@ -10,7 +10,6 @@ import pytest
 
 from core import registry
 from tests.conftest import PROJECT_ROOT
-from tests.dashboard.builders import BASELINE, BASELINE_DESCRIPTION, MODEL, populate
 from tests.dashboard.conftest import (
     PAGES,
     assert_clean,
@@ -20,6 +19,7 @@ from tests.dashboard.conftest import (
     sign_in,
     table,
 )
+from tests.fixtures.dashboard import BASELINE, BASELINE_DESCRIPTION, MODEL, populate
 
 DASHBOARD = PROJECT_ROOT / "dashboard"
 PRODUCT_PAGES = ["overview", "models", "compare", "preview", "audit", "deploy", "account"]

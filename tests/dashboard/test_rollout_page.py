@@ -11,8 +11,8 @@ from core import monitoring, registry, rollout
 from core.accounts.auth import SYSTEM
 from core.db import utcnow
 from core.rollout import shadow
-from tests.dashboard.builders import MODEL, Populated
 from tests.dashboard.conftest import assert_clean, sign_in
+from tests.fixtures.dashboard import MODEL, Populated
 
 PAGE = "app_pages/rollout.py"
 

@@ -14,7 +14,7 @@ from core.db import transaction, utcnow
 from core.db.tables import UserRow
 from core.errors import BadInput, NotFound
 from tests.conftest import RegistryEnv
-from tests.dashboard.builders import create_accounts
+from tests.fixtures.dashboard import create_accounts
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_review_gates_refuses_a_move_that_cannot_happen(backend: RegistryEnv) ->
     """ "Review gates" for staging → staging showed green gates, then the promotion failed:
     the preview refuses what the promotion refuses, before any gate is shown."""
     from core import registry
-    from tests.helpers import register_dummy
+    from tests.fixtures.registry import register_dummy
 
     v = register_dummy("m").version
     registry.promote(actor=SYSTEM, model="m", version=v, stage="staging", reason="test promotion")

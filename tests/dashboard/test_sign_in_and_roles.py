@@ -16,7 +16,6 @@ import pytest
 from core import registry
 from core.accounts import auth
 from core.accounts.auth import SYSTEM
-from tests.dashboard.builders import MODEL, PASSWORDS
 from tests.dashboard.conftest import (
     PAGES,
     assert_clean,
@@ -26,6 +25,7 @@ from tests.dashboard.conftest import (
     sign_in,
     submit,
 )
+from tests.fixtures.dashboard import MODEL, PASSWORDS
 
 
 def _sidebar_text(at) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.accounts.auth import SYSTEM
 from core.retraining import queue, runs, schedules
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, sign_in
+from tests.fixtures.dashboard import MODEL
 
 JOBS = "app_pages/jobs.py"
 

@@ -10,8 +10,8 @@ import re
 import plotly.io as pio
 import pytest
 
-from tests.dashboard.builders import MODEL
 from tests.dashboard.conftest import assert_clean, open_page, sign_in
+from tests.fixtures.dashboard import MODEL
 
 
 def test_the_model_report_keeps_its_colours_and_labels(populated, monkeypatch) -> None:

@@ -26,7 +26,7 @@ from core.db.tables import StageEventRow, VersionRow
 from core.errors import CoreError
 from tests.conftest import RegistryEnv, _registry
 from tests.fixtures.data import ingest_generated
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 pytestmark = [
     pytest.mark.slow,

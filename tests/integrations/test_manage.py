@@ -26,8 +26,8 @@ from core.accounts.auth import SYSTEM
 from core.families.base import FitData
 from core.families.svd import SVD
 from tests.conftest import PROJECT_ROOT, RegistryEnv
+from tests.fixtures.registry import registry_dump as _full_dump
 from tests.fixtures.workers import ingest
-from tests.helpers import registry_dump as _full_dump
 from tests.integrations.conftest import free_port, stop, wait_http
 
 pytestmark = pytest.mark.timeout(600)

@@ -14,8 +14,8 @@ from core.errors import BadInput
 from core.inputs import parse_key_values
 from core.retraining import runs, schedules
 from tests.conftest import RegistryEnv
-from tests.dashboard.builders import create_accounts
 from tests.dashboard.conftest import assert_clean, plain, sign_in, submit
+from tests.fixtures.dashboard import create_accounts
 from tests.fixtures.models import monitored_model
 from tests.fixtures.workers import Workers, ingest, wait_for
 

@@ -14,7 +14,7 @@ from core.retraining import cron, queue, runs, schedules
 from core.retraining.schedules import ScheduleInfo
 from jobs import tasks
 from jobs.worker import Options, Worker, parse_args
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 UTC = dt.UTC
 WEDNESDAY = dt.datetime(2026, 5, 13, 12, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from core.data.categories import CATEGORIES
 from core.data.generator import DriftEpisode, generate_users
 from core.errors import ArtifactIntegrityError, BadInput, PermissionDenied, ValidationFailed
 from tests.conftest import tree_snapshot
-from tests.helpers import registry_dump
+from tests.fixtures.registry import registry_dump
 
 
 def _good(tmp_path: Path, n: int = 200, name: str = "users.csv", seed: int = 0) -> Path:

@@ -21,7 +21,7 @@ from core.errors import BadInput
 from core.registry import artifacts, orphans
 from jobs.worker import Options, Worker
 from tests.conftest import PROJECT_ROOT, RegistryEnv, tree_snapshot
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 TIMEOUT_S = 120
 

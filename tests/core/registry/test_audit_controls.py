@@ -11,7 +11,7 @@ from core.accounts.auth import SYSTEM, Actor
 from core.db import transaction
 from core.errors import BadInput, GateFailed, PermissionDenied
 from core.registry import audit
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 OLGA = Actor("olga", "operator")
 OTTO = Actor("otto", "operator")

@@ -8,7 +8,7 @@ import pytest
 from core import registry
 from core.accounts.auth import SYSTEM, Actor
 from core.errors import BadInput, NotFound
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 OPERATOR = Actor("olga", "operator")
 

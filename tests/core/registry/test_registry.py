@@ -23,7 +23,7 @@ from core.errors import (
     StageConflict,
 )
 from core.registry import artifacts, versions
-from tests.helpers import register_dummy, registry_dump
+from tests.fixtures.registry import register_dummy, registry_dump
 
 OPERATOR = Actor("olga", "operator")
 

@@ -17,7 +17,7 @@ from core.accounts.auth import Actor
 from core.db import transaction
 from core.db.tables import StageEventRow, VersionRow
 from core.errors import BadInput, CoreError
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 THREADS = 6
 OPS_PER_THREAD = 25

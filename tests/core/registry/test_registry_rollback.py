@@ -15,7 +15,7 @@ import pytest
 from core import registry
 from core.accounts.auth import SYSTEM, Actor
 from core.errors import BadInput, StageConflict
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 OPERATOR = Actor("olga", "operator")
 

@@ -20,7 +20,7 @@ from core import registry
 from core.accounts import auth, tokens
 from core.accounts.auth import SYSTEM
 from tests.conftest import PROJECT_ROOT, RegistryEnv
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 
 def test_api_and_cli_roll_back_to_the_plans_target_twice(backend: RegistryEnv) -> None:

@@ -6,7 +6,7 @@ from core import registry
 from core.accounts.auth import SYSTEM
 from core.data.datasets import DatasetInfo
 from core.retraining import policies, queue, runs
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 
 def _run(policy: str, margin: float = 0.0) -> runs.RunInfo:

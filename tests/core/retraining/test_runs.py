@@ -12,7 +12,7 @@ from core.data.datasets import DatasetInfo
 from core.db import utcnow
 from core.errors import BadInput
 from core.retraining import queue, runs, schedules
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 
 @pytest.fixture

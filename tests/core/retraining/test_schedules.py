@@ -11,7 +11,7 @@ from core.data.datasets import DatasetInfo
 from core.db import utcnow
 from core.errors import BadInput, NotFound, PermissionDenied
 from core.retraining import schedules
-from tests.helpers import register_dummy
+from tests.fixtures.registry import register_dummy
 
 VIEWER = Actor("victor", "viewer")
 

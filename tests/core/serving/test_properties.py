@@ -18,7 +18,7 @@ from core.data.generator import generate_users
 from core.errors import BadInput
 from core.serving import ranking
 from tests.conftest import tree_snapshot
-from tests.helpers import registry_dump
+from tests.fixtures.registry import registry_dump
 from tests.reference import numpy_ranking
 
 CAT = catalogue.load()

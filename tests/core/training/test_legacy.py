@@ -15,7 +15,7 @@ from core.errors import BadInput
 from core.serving import predict
 from core.training import legacy
 from tests.conftest import LEGACY_MODEL, tree_snapshot
-from tests.helpers import registry_dump
+from tests.fixtures.registry import registry_dump
 
 LEGACY = LEGACY_MODEL
 

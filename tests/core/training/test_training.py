@@ -17,7 +17,7 @@ from core.serving import predict
 from core.training import evaluation
 from tests.conftest import tree_snapshot
 from tests.fixtures.data import ingest_generated
-from tests.helpers import registry_dump
+from tests.fixtures.registry import registry_dump
 
 
 def test_splits_are_seeded_disjoint_and_hide_known_ratings():
