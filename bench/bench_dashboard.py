@@ -146,8 +146,12 @@ NAV = [
     ("Monitoring", "Monitoring"),
     ("Request explorer", "Request explorer"),
     ("Slices & report", "Slices and model report"),
+    ("Rollout", "Rollout"),
+    ("Account", "Account"),
+    ("Users", "Users"),
 ]
-BENCH_USER, BENCH_PASSWORD = "bench-operator", "bench-operator-password"
+# An admin, who sees every page (Users included).
+BENCH_USER, BENCH_PASSWORD = "bench-admin", "bench-admin-password"
 # Resolves once the browser drew two frames and then had nothing left to do.
 DRAWN = """() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(
     () => requestIdleCallback(done, {timeout: 10000}))))"""
@@ -159,10 +163,10 @@ def _bench_account() -> None:
     from core.errors import AlreadyExists
 
     try:
-        auth.create_user(
-            actor=SYSTEM, username=BENCH_USER, password=BENCH_PASSWORD, role="operator"
-        )
+        auth.create_user(actor=SYSTEM, username=BENCH_USER, password=BENCH_PASSWORD, role="admin")
     except AlreadyExists:
+        auth.set_role(actor=SYSTEM, username=BENCH_USER, role="admin")
+        auth.set_disabled(actor=SYSTEM, username=BENCH_USER, disabled=False)
         auth.change_password(actor=SYSTEM, username=BENCH_USER, new_password=BENCH_PASSWORD)
         from sqlalchemy import update
 
