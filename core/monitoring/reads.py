@@ -8,7 +8,6 @@ histogram (bins doubling from 0.5 ms), as Prometheus does.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -66,21 +65,16 @@ def percentile_from_bins(bins: Sequence[int], q: float) -> float:
     return LATENCY_EDGES_MS[-1] * 2
 
 
-def counts_over(bins: Sequence[int], limit_ms: float) -> tuple[int, int]:
-    """Requests of a latency histogram slower than ``limit_ms``: (surely, possibly).
-
-    A bin lying wholly above the limit counts in both, the bin the limit falls inside only in
-    the second: the histogram cannot tell on which side of the limit its requests were.
+def count_over(bins: Sequence[int], limit_ms: float) -> int:
+    """Requests of a latency histogram surely slower than ``limit_ms``: those of the bins lying
+    wholly above it. The bin the limit falls inside is left out, as the histogram cannot tell
+    on which side of the limit its requests were.
     """
-    surely = possibly = 0
-    for i, count in enumerate(bins):
-        low = 0.0 if i == 0 else LATENCY_EDGES_MS[i - 1]
-        high = LATENCY_EDGES_MS[i] if i < len(LATENCY_EDGES_MS) else math.inf
-        if low >= limit_ms:
-            surely += count
-        if high > limit_ms:
-            possibly += count
-    return surely, possibly
+    return sum(
+        count
+        for i, count in enumerate(bins)
+        if i > 0 and LATENCY_EDGES_MS[i - 1] >= limit_ms  # bin i starts at edge i - 1
+    )
 
 
 def traffic(

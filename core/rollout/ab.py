@@ -237,6 +237,7 @@ def readout(
 
 
 def _arm(version: str | None, t: Totals, now: Totals) -> Arm:
+    bins = tuple(now.bins.tolist())
     ctr = min(t.clicks, t.requests) / t.requests if t.requests else 0.0
     return Arm(
         version,
@@ -246,9 +247,9 @@ def _arm(version: str | None, t: Totals, now: Totals) -> Arm:
         wilson(t.clicks, t.requests),
         now.errors,
         now.errors / now.requests if now.requests else 0.0,
-        monitoring.percentile_from_bins(now.bins.tolist(), 0.99),
+        monitoring.percentile_from_bins(bins, 0.99),
         now.requests,
-        tuple(now.bins.tolist()),
+        bins,
     )
 
 
@@ -312,7 +313,7 @@ def _latency_guard(prod: Arm, canary: Arm, params: Mapping[str, float]) -> Guard
 
     if canary.served < need:
         return guard("pending", f"{canary.served} of {need} canary requests needed to judge p99")
-    surely, _ = monitoring.counts_over(canary.latency_bins, max_ms)
+    surely = monitoring.count_over(canary.latency_bins, max_ms)
     level = 1 - params["guard_alpha"]
     lo, _ = wilson(surely, canary.served, level)
     share = f"{surely} of {canary.served} canary requests over {max_ms:g} ms"

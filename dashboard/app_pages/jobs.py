@@ -9,10 +9,12 @@ nothing here goes through the registry caches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core import registry
 from core.db import utcnow
@@ -180,7 +182,7 @@ else:
         if not model_names:
             st.caption("No model yet: create a schedule below, or train one first.")
         else:
-            c = st.columns([2, 3], vertical_alignment="bottom")
+            c: Sequence[DeltaGenerator] = st.columns([2, 3], vertical_alignment="bottom")
             c[0].selectbox("Model", model_names, key="jobs_model")
             c[1].text_input(
                 "Reason", key="jobs_reason", placeholder="why retrain now (kept with the run)"
@@ -270,7 +272,7 @@ else:
         datasets = cache.dataset_list()
         names = sorted({d.name for d in datasets})
         with st.form("jobs_form", border=False):
-            c = st.columns([1, 1])
+            c = st.columns(2)
             c[0].text_input("Model", key="jobs_f_model", help="A registered model, or a new name.")
             c[1].selectbox("Family", ["(the model's)", *registry.FAMILIES], key="jobs_f_family")
             c = st.columns([1, 1, 2])
